@@ -1,0 +1,43 @@
+# optforge: the two quick-start commands are `make demo` and `make test` (see README.md).
+# Set-up installs the pinned CPU build of torch first: a bare `torch` requirement would pull a
+# multi-GB CUDA build. pyproject.toml keeps torch as a range.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup sandbox-deps demo test test-all lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+setup: $(BIN)/python sandbox-deps
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+# The process sandbox isolates candidates with bubblewrap; install it when we can (root + apt).
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "optforge: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the sandbox" >&2; fi; }
+
+# Main job: evaluate the bundled Lion baseline against tuned AdamW on the tier-1 tasks.
+demo: setup
+	$(BIN)/optforge evaluate tasks/baselines/optimizers/lion.py --tier 1
+
+# Fast offline tests (the default run); `make test-all` adds the slow ones.
+test: setup
+	$(BIN)/pytest -m "not slow and not docker and not gpu and not llm" -q
+
+test-all: setup
+	$(BIN)/pytest -m "not docker and not gpu and not llm" -q
+
+lint: setup
+	$(BIN)/ruff check agent sandbox tasks archive tests benchmarks
+	$(BIN)/mypy agent sandbox tasks archive
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

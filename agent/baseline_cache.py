@@ -1,0 +1,95 @@
+"""Cache of the AdamW reference sweeps, keyed by task version and machine-independent config.
+
+A reference sweep depends only on the task (its full version string), the reference's source, the
+metric, the seeds and the learning rates; none of these depends on the machine, the number of
+workers or the sandbox backend, so a cache entry is valid wherever it was computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+from optforge.sandbox import Limits, Runner
+from optforge.tasks.baselines import baseline_source
+from optforge.tasks.contracts import declared_hparams
+from optforge.tasks.proxy import ProxyTask
+from optforge.tasks.scoring import heldout_metric_name
+
+from .config import SweepConfig
+from .sweeps import SweepOutcome, sweep_jobs, sweep_outcome
+
+REFERENCE = "adamw"
+
+
+class BaselineCache:
+    def __init__(self, directory: pathlib.Path):
+        self.directory = directory
+
+    def sweeps(
+        self,
+        tasks: list[ProxyTask],
+        kind: str,
+        seeds: list[int],
+        sweep: SweepConfig,
+        runner: Runner,
+        limits: Limits,
+    ) -> dict[str, SweepOutcome]:
+        """The tuned-AdamW sweep of every task, from the cache or computed (all missing ones at once)."""
+        source = baseline_source("optimizer", REFERENCE)
+        lrs = sweep.learning_rates(declared_hparams(source)["lr"])
+        found: dict[str, SweepOutcome] = {}
+        missing: list[ProxyTask] = []
+        for task in tasks:
+            cached = self._load(self._key(task, kind, source, seeds, lrs))
+            if cached is None:
+                missing.append(task)
+            else:
+                found[task.name] = cached
+        jobs = [
+            job
+            for task in missing
+            for job in sweep_jobs(task, "optimizer", source, lrs, seeds, True, limits)
+        ]
+        results = runner.run_many(jobs) if jobs else []
+        for i, task in enumerate(missing):
+            outcome = sweep_outcome(task, kind, lrs, results[i * len(lrs) : (i + 1) * len(lrs)])
+            if outcome.best() is not None:  # never cache a failure: it may be transient (timeout)
+                self._save(self._key(task, kind, source, seeds, lrs), outcome)
+            found[task.name] = outcome
+        return found
+
+    def _key(
+        self, task: ProxyTask, kind: str, source: str, seeds: list[int], lrs: list[float]
+    ) -> str:
+        fields = {
+            "task": task.full_version(),
+            "reference": hashlib.sha256(source.encode()).hexdigest(),
+            "metric": heldout_metric_name(task, kind),
+            "seeds": seeds,
+            "lrs": [float(f"{lr:.6g}") for lr in lrs],
+        }
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _path(self, key: str) -> pathlib.Path:
+        return self.directory / "baselines" / f"{key}.json"
+
+    def _load(self, key: str) -> SweepOutcome | None:
+        path = self._path(key)
+        try:
+            return SweepOutcome.from_json(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):  # a corrupt entry is recomputed, never trusted
+            return None
+
+    def _save(self, key: str, outcome: SweepOutcome) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(outcome.to_json(), handle)
+        os.replace(tmp, path)  # atomic: concurrent evaluations never read half a file

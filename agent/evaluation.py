@@ -1,0 +1,132 @@
+"""Evaluate one candidate: static contract check, tier 0 in the sandbox, then the proxy tasks of a tier
+with an equal learning-rate sweep for the candidate and for AdamW, scored by trusted code.
+
+Failures are statuses with the first error line kept, never numbers: a task whose every learning
+rate failed takes the status of the run at the candidate's own default learning rate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from optforge.sandbox import Job, Limits, Runner, RunResult
+from optforge.tasks.baselines import baseline_source
+from optforge.tasks.contracts import check_source, declared_hparams
+from optforge.tasks.proxy import ProxyTask, tasks_for
+from optforge.tasks.scoring import TaskScore, aggregate, score_task
+
+from .baseline_cache import REFERENCE, BaselineCache
+from .config import EvaluationConfig
+from .sweeps import ENTRY, SweepOutcome, sweep_jobs, sweep_outcome
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    name: str
+    status: str  # "ok", "diverged", "error", "timeout", "oom", "crashed", "sandbox_error"
+    metric: str
+    score: float | None = None
+    score_ci: tuple[float, float] | None = None
+    final: float | None = None  # candidate's mean held-out metric at the end of the budget
+    final_ci: tuple[float, float] | None = None
+    reference_final: float | None = None  # tuned AdamW's
+    paired_diff_ci: tuple[float, float] | None = None  # CI of (candidate - AdamW) final, paired by seed
+    lr: float | None = None  # candidate's best learning rate
+    reference_lr: float | None = None
+    error: str | None = None
+    seconds: float = 0.0  # sandbox time of the candidate's jobs on this task
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    kind: str
+    tier: int
+    status: str  # "ok", "invalid" (contract), "failed_tier0", or the first failing task's status
+    score: float | None = None  # geometric mean over tasks; None when it cannot be computed
+    score_ci: tuple[float, float] | None = None
+    tasks: list[TaskResult] = field(default_factory=list)
+    error: str | None = None
+    fingerprint: str | None = None
+    batch_safe: bool | None = None
+    seeds: int = 0
+    learning_rates: list[float] = field(default_factory=list)
+    task_versions: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(
+    source: str, kind: str, tier: int, runner: Runner, config: EvaluationConfig, cache: BaselineCache
+) -> Evaluation:
+    """Evaluate `source` as a `kind` candidate up to `tier` (0, 1 or 2)."""
+    started = time.perf_counter()
+    rejected = contract_rejection(source, kind, tier)
+    if rejected:
+        return rejected
+    limits = Limits(wall_seconds=config.sandbox.job_timeout_s, memory_mb=config.sandbox.memory_mb)
+    tier0 = runner.run(Job(ENTRY, {"action": "tier0", "kind": kind, "source": source}, limits))
+    if tier0.status != "ok":
+        return Evaluation(kind, tier, tier0.status, error=tier0.error)
+    report = tier0.meta
+    base = Evaluation(kind, tier, "ok", fingerprint=report["fingerprint"], batch_safe=report["batch_safe"])
+    if not report["passed"]:
+        return replace(base, status="failed_tier0", error=report["error"])
+    if tier == 0:
+        return replace(base, seconds=time.perf_counter() - started)
+    tasks = tasks_for(tier, kind)
+    seeds = list(range(config.seeds_for(tier)))
+    own = source if kind == "optimizer" else baseline_source("optimizer", REFERENCE)
+    lrs = config.sweep.learning_rates(declared_hparams(own)["lr"])
+    reference = cache.sweeps(tasks, kind, seeds, config.sweep, runner, limits)
+    jobs = [j for t in tasks for j in sweep_jobs(t, kind, source, lrs, seeds, report["batch_safe"], limits)]
+    results = runner.run_many(jobs)
+    per_task = [results[i * len(lrs) : (i + 1) * len(lrs)] for i in range(len(tasks))]
+    scored = [_score(t, kind, lrs, res, reference[t.name]) for t, res in zip(tasks, per_task, strict=True)]
+    base = replace(
+        base, learning_rates=lrs, seeds=len(seeds), seconds=time.perf_counter() - started,
+        task_versions={t.name: t.full_version() for t in tasks},
+    )
+    return _finish(base, scored)
+
+
+def contract_rejection(source: str, kind: str, tier: int) -> Evaluation | None:
+    """The "invalid" evaluation of a source that fails the static contract check, else None.
+
+    Cheap and runs no candidate code: callers use it before starting any sandbox worker."""
+    errors = check_source(source, kind)
+    return Evaluation(kind, tier, "invalid", error="; ".join(errors)) if errors else None
+
+
+def _score(
+    task: ProxyTask, kind: str, lrs: list[float], results: list[RunResult], ref: SweepOutcome
+) -> tuple[TaskResult, TaskScore | None]:
+    outcome = sweep_outcome(task, kind, lrs, results)
+    seconds = sum(r.wall_seconds for r in results)
+    best, ref_best = outcome.best(), ref.best()
+    if best is None:
+        status, error = outcome.statuses[len(lrs) // 2]
+        return TaskResult(task.name, status, outcome.metric, error=error, seconds=seconds), None
+    if ref_best is None:
+        error = "the AdamW reference failed at every learning rate: " + str(ref.statuses[0][1])
+        return TaskResult(task.name, "sandbox_error", outcome.metric, error=error, seconds=seconds), None
+    s = score_task(outcome.curves[best], ref.curves[ref_best], task.checkpoint_steps())
+    result = TaskResult(
+        task.name, "ok", outcome.metric, score=s.score, score_ci=s.score_ci, final=s.final,
+        final_ci=s.final_ci, reference_final=s.reference_final, paired_diff_ci=s.paired_diff_ci,
+        lr=lrs[best], reference_lr=ref.lrs[ref_best], seconds=seconds,
+    )
+    return result, s
+
+
+def _finish(base: Evaluation, scored: list[tuple[TaskResult, TaskScore | None]]) -> Evaluation:
+    results = [r for r, _ in scored]
+    base = replace(base, tasks=results)
+    failed = [r for r in results if r.status != "ok"]
+    if failed:
+        return replace(base, status=failed[0].status, error=f"{failed[0].name}: {failed[0].error}")
+    score, ci = aggregate([s for _, s in scored if s is not None])
+    return replace(base, score=score, score_ci=ci)

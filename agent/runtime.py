@@ -1,0 +1,51 @@
+"""Builds the sandbox runner the evaluations use: exports the train splits once, warms the workers
+with them, and hides the files held-out data could be rebuilt from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from optforge.sandbox import ProcessRunner, Runner
+from optforge.tasks.data import DATASETS, heldout_source_paths
+from optforge.tasks.jobs import MANIFEST, export_train_splits
+
+from .config import SandboxConfig
+
+WARMUP = ("optforge.tasks.jobs:warm",)
+
+
+def train_data_dir(cache: pathlib.Path) -> pathlib.Path:
+    """The exported train splits, written once per set of dataset versions."""
+    versions = {name: make().version for name, make in DATASETS.items()}
+    key = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:16]
+    directory = cache / "train-data" / key
+    if not (directory / MANIFEST).exists():
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(dir=directory.parent, prefix=".export-"))
+        export_train_splits(staging)
+        try:
+            staging.rename(directory)  # atomic: readers never see a half-written export
+        except OSError:  # another process finished first; its export is identical
+            shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+@contextmanager
+def open_runner(config: SandboxConfig, cache: pathlib.Path) -> Iterator[Runner]:
+    runner = ProcessRunner(
+        workers=config.workers,
+        warmup=WARMUP,
+        data_dir=train_data_dir(cache),
+        hidden_paths=heldout_source_paths(),
+        allow_unisolated=config.allow_unisolated,
+    )
+    try:
+        yield runner
+    finally:
+        runner.close()

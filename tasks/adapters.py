@@ -1,0 +1,195 @@
+"""Adapters that turn loaded candidates into ordinary PyTorch objects.
+
+    CandidateOptimizer(params, candidate, **hparams)  -> a torch.optim.Optimizer
+    CandidateLoss(candidate)                          -> an nn.Module computing a scalar loss
+    candidate_scheduler(optimizer, candidate, total)  -> a torch.optim.lr_scheduler.LambdaLR
+
+The proxy tasks and the exported files use these same adapters, so what was scored is what users
+get (DESIGN.md, "Candidate contracts"). A candidate that breaks its contract at run time (raises,
+returns the wrong type or shape) surfaces as CandidateRuntimeError with a one-line message: that is
+the candidate's failure, reported as a status and fed back to the proposer, not a bug of ours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.optimizer import ParamsT
+
+from .contracts import Candidate
+
+
+class CandidateRuntimeError(RuntimeError):
+    """A candidate raised or returned something outside its contract while running."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _require_kind(candidate: Candidate, kind: str) -> None:
+    if candidate.kind != kind:
+        raise ValueError(
+            f"candidate {candidate.name!r} is a {candidate.kind} candidate, expected {kind}"
+        )
+
+
+class CandidateOptimizer(torch.optim.Optimizer):
+    """A torch.optim.Optimizer that applies an optimizer candidate's per-tensor update rule.
+
+    Defaults are the candidate's HPARAMS updated by `hparams`; param groups may override any of
+    them. Every step reads each hyperparameter from the param group afresh, so any
+    torch.optim.lr_scheduler (which writes group["lr"]) drives what the candidate sees as hp["lr"].
+
+    State per parameter: {"step": int (updates applied so far), "candidate": the candidate's state
+    dict}. The candidate's `step` argument counts from 1. Parameters whose .grad is None are skipped
+    and their step count does not advance (as in torch.optim).
+    """
+
+    def __init__(self, params: ParamsT, candidate: Candidate, **hparams: Any) -> None:
+        _require_kind(candidate, "optimizer")
+        defaults: dict[str, Any] = candidate.hparams
+        unknown = sorted(set(hparams) - set(defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter(s) {', '.join(unknown)} for candidate {candidate.name!r}; "
+                f"its hyperparameters are: {', '.join(defaults)}"
+            )
+        defaults.update(hparams)
+        self.candidate = candidate
+        self._hparam_keys = tuple(defaults)
+        self._init: Callable[[Tensor], Any] = candidate.fn("init")
+        self._update: Callable[..., Any] = candidate.fn("update")
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Apply one update to every parameter that has a gradient; return closure's loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        keys = self._hparam_keys
+        for group in self.param_groups:
+            for param in group["params"]:
+                grad = param.grad
+                if grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["candidate"] = self._initial_state(param)
+                step = state["step"] + 1
+                # A fresh hp per call: a candidate that writes into hp cannot leak into other tensors.
+                hp = {key: group[key] for key in keys}
+                try:
+                    result = self._update(grad, param, state["candidate"], step, hp)
+                except Exception as exc:
+                    raise self._error(f"update raised {_first_line(exc)}") from exc
+                delta, new_state = self._check_update(result, param)
+                param.add_(delta)
+                state["step"] = step
+                state["candidate"] = new_state
+        return loss
+
+    def _initial_state(self, param: Tensor) -> dict[str, Any]:
+        try:
+            state = self._init(param)
+        except Exception as exc:
+            raise self._error(f"init raised {_first_line(exc)}") from exc
+        if not isinstance(state, dict):
+            raise self._error(f"init must return a dict of tensors, got {type(state).__name__}")
+        return state
+
+    def _check_update(self, result: Any, param: Tensor) -> tuple[Tensor, dict[str, Any]]:
+        if not isinstance(result, tuple) or len(result) != 2:
+            got = (
+                f"a tuple of length {len(result)}"
+                if isinstance(result, tuple)
+                else type(result).__name__
+            )
+            raise self._error(f"update must return a tuple (delta, new_state), got {got}")
+        delta, new_state = result
+        if not isinstance(delta, Tensor):
+            raise self._error(f"update's delta must be a tensor, got {type(delta).__name__}")
+        if delta.shape != param.shape:
+            raise self._error(
+                f"update's delta has shape {tuple(delta.shape)}, the parameter has shape {tuple(param.shape)}"
+            )
+        if not isinstance(new_state, dict):
+            raise self._error(f"update's new_state must be a dict, got {type(new_state).__name__}")
+        return delta, new_state
+
+    def _error(self, message: str) -> CandidateRuntimeError:
+        return CandidateRuntimeError(f"optimizer candidate {self.candidate.name!r}: {message}")
+
+
+class CandidateLoss(nn.Module):
+    """An nn.Module computing a loss candidate: forward(logits [B, C], targets [B]) -> scalar."""
+
+    def __init__(self, candidate: Candidate) -> None:
+        _require_kind(candidate, "loss")
+        super().__init__()
+        self.candidate = candidate
+        self._loss: Callable[[Tensor, Tensor], Any] = candidate.fn("loss")
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        try:
+            value = self._loss(logits, targets)
+        except Exception as exc:
+            raise self._error(f"loss raised {_first_line(exc)}") from exc
+        if not isinstance(value, Tensor):
+            raise self._error(f"loss must return a scalar tensor, got {type(value).__name__}")
+        if value.dim() != 0:
+            raise self._error(
+                f"loss must return a scalar (mean over the batch), got shape {tuple(value.shape)}"
+            )
+        return value
+
+    def _error(self, message: str) -> CandidateRuntimeError:
+        return CandidateRuntimeError(f"loss candidate {self.candidate.name!r}: {message}")
+
+
+def candidate_scheduler(
+    optimizer: torch.optim.Optimizer, candidate: Candidate, total_steps: int
+) -> LambdaLR:
+    """A LambdaLR whose multiplier is the schedule candidate's schedule(step, total_steps).
+
+    Call scheduler.step() once after each optimizer.step(): the update number i (counting from 0)
+    then uses schedule(i, total_steps), i = 0 .. total_steps - 1. LambdaLR evaluates step 0 when it
+    is built and, after the last update, step == total_steps; that last value is never used.
+    """
+    _require_kind(candidate, "schedule")
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be at least 1, got {total_steps}")
+    schedule: Callable[[int, int], Any] = candidate.fn("schedule")
+
+    def _error(message: str) -> CandidateRuntimeError:
+        return CandidateRuntimeError(f"schedule candidate {candidate.name!r}: {message}")
+
+    def multiplier(step: int) -> float:
+        call = f"schedule({step}, {total_steps})"
+        try:
+            value = schedule(step, total_steps)
+            if isinstance(value, Tensor) and value.numel() == 1:
+                value = value.item()
+        except Exception as exc:
+            raise _error(f"{call} raised {_first_line(exc)}") from exc
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _error(
+                f"schedule must return a number, got {type(value).__name__} at step {step}"
+            )
+        if not (math.isfinite(value) and value >= 0):
+            raise _error(f"{call} returned {value!r}; it must be finite and >= 0")
+        return float(value)
+
+    return LambdaLR(optimizer, multiplier)
+
+
+__all__ = ["CandidateLoss", "CandidateOptimizer", "CandidateRuntimeError", "candidate_scheduler"]

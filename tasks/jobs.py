@@ -1,0 +1,123 @@
+"""The trusted entry points a sandbox worker calls: `warm` once per worker, `run_job` per job.
+
+The host exports only the train splits (`export_train_splits`) to a directory the workers mount
+read-only; held-out splits never leave the trusted process. A job returns weights and the training
+curve as tensors; the host computes every metric that counts (scoring.py).
+
+Payloads (JSON):
+    {"action": "tier0", "kind": K, "source": S}
+        -> meta: the Tier0Report fields
+    {"action": "train", "kind": K, "source": S, "task": NAME, "lr": LR, "seeds": [..], "batched": B}
+        -> tensors: "ckpt{i}/{param}" stacked [S, ...] weights per checkpoint, "train_loss" [steps, S]
+        -> meta: {"diverged_at": step or None, "checkpoints": n}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .baselines import load_baseline
+from .contracts import Candidate, load_candidate
+from .data import DATASETS, Split
+from .proxy import TASKS, get_task
+from .tier0 import run_tier0
+from .training import TrainSpec, train
+
+_TRAIN_SPLITS: dict[str, Split] = {}
+MANIFEST = "manifest.json"
+
+
+def export_train_splits(directory: pathlib.Path) -> None:
+    """Write every dataset's train split (only) to `directory` for the workers to load."""
+    directory.mkdir(parents=True, exist_ok=True)
+    versions = {}
+    for name, make in DATASETS.items():
+        dataset = make()
+        save_file(
+            {"x": dataset.train.x.contiguous(), "y": dataset.train.y.contiguous()},
+            directory / f"{name}.safetensors",
+        )
+        versions[name] = dataset.version
+    (directory / MANIFEST).write_text(json.dumps(versions, sort_keys=True))
+
+
+def warm(data_dir: str | pathlib.Path | None) -> None:
+    """Load the exported train splits into this process once, before any job is forked."""
+    if data_dir is None:
+        raise RuntimeError("the tasks worker needs the exported train data directory (data_dir)")
+    directory = pathlib.Path(data_dir)
+    for name in json.loads((directory / MANIFEST).read_text()):
+        tensors = load_file(directory / f"{name}.safetensors")
+        _TRAIN_SPLITS[name] = Split(tensors["x"], tensors["y"])
+    torch.set_num_threads(1)
+    _exercise_every_task()
+
+
+def _exercise_every_task() -> None:
+    """Train each task for a step so that torch's lazy first-call work (dispatch caches, torch.func
+    set-up; ~1.5 s measured) happens once here, in the warm parent, not in every forked job."""
+    adamw = load_baseline("optimizer", "adamw")
+    for task in TASKS:
+        short = dataclasses.replace(task, steps=1, checkpoints=1)
+        train(short, _TRAIN_SPLITS[task.dataset], TrainSpec(adamw, 1e-3), [0], batched=True)
+
+
+def run_job(
+    payload: dict[str, Any], scratch: pathlib.Path
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Run one job described by `payload` (see the module docstring)."""
+    candidate = load_candidate(payload["source"], payload["kind"])
+    if payload["action"] == "tier0":
+        return {}, dataclasses.asdict(run_tier0(candidate))
+    if payload["action"] == "train":
+        return _train_job(candidate, payload)
+    raise ValueError(f"unknown job action {payload['action']!r}")
+
+
+def _train_job(
+    candidate: Candidate, payload: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    task = get_task(payload["task"])
+    if task.dataset not in _TRAIN_SPLITS:
+        raise RuntimeError(
+            f"train data for {task.dataset!r} was not loaded: the worker was not warmed"
+        )
+    spec = train_spec(candidate, float(payload["lr"]))
+    result = train(
+        task, _TRAIN_SPLITS[task.dataset], spec, list(payload["seeds"]), bool(payload["batched"])
+    )
+    tensors = {
+        f"ckpt{i}/{name}": weights.contiguous()
+        for i, checkpoint in enumerate(result.checkpoints)
+        for name, weights in checkpoint.items()
+    }
+    tensors["train_loss"] = result.train_loss.contiguous()
+    return tensors, {"diverged_at": result.diverged_at, "checkpoints": len(result.checkpoints)}
+
+
+def train_spec(candidate: Candidate, lr: float) -> TrainSpec:
+    """Optimizer candidates train with the task's own loss; loss and schedule candidates with AdamW."""
+    if candidate.kind == "optimizer":
+        return TrainSpec(optimizer=candidate, lr=lr)
+    adamw = load_baseline("optimizer", "adamw")
+    if candidate.kind == "loss":
+        return TrainSpec(optimizer=adamw, lr=lr, loss=candidate)
+    return TrainSpec(optimizer=adamw, lr=lr, schedule=candidate)
+
+
+def unpack_checkpoints(
+    tensors: dict[str, torch.Tensor], count: int
+) -> list[dict[str, torch.Tensor]]:
+    """Inverse of the tensor naming in `_train_job`: a list of name -> stacked weights."""
+    checkpoints: list[dict[str, torch.Tensor]] = [{} for _ in range(count)]
+    for key, value in tensors.items():
+        if key.startswith("ckpt"):
+            index, name = key[4:].split("/", 1)
+            checkpoints[int(index)][name] = value
+    return checkpoints

@@ -1,0 +1,254 @@
+"""Tier 0: conformance in well under a second, cheapest check first, plus a behaviour fingerprint.
+
+The fingerprint hashes a candidate's outputs on fixed inputs, rounded to 4 significant digits, so two
+candidates that compute the same thing (up to float reassociation) are recognised as one (the Lion
+program search deduplicated its 10^5 candidates the same way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .adapters import CandidateOptimizer, candidate_scheduler
+from .baselines import load_baseline
+from .contracts import Candidate
+
+SHAPES = [(7,), (3, 5), (2, 3, 4)]
+PROBE_STEPS = 3
+SEED_STACK = 3  # slices stacked for the batch-safety check
+
+
+@dataclass
+class Tier0Report:
+    passed: bool = True
+    batch_safe: bool = False
+    fingerprint: str = ""
+    checks: list[dict] = field(default_factory=list)
+    error: str | None = None  # first failing check, one line
+
+    def record(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append({"name": name, "ok": ok, "detail": detail})
+        if not ok and self.passed:
+            self.passed, self.error = False, f"{name}: {detail}"
+        return ok
+
+
+def run_tier0(candidate: Candidate) -> Tier0Report:
+    """All tier-0 checks for the candidate's kind; stops at the first failure."""
+    report = Tier0Report()
+    checks = {"optimizer": _optimizer_checks, "loss": _loss_checks, "schedule": _schedule_checks}
+    try:
+        checks[candidate.kind](candidate, report)
+    except Exception as exc:  # a candidate's exception is a failed check, not our crash
+        report.record("runs", False, f"{type(exc).__name__}: {exc}")
+    return report
+
+
+def _fixed(shape: tuple[int, ...], salt: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1000 + salt)
+    return torch.randn(shape, generator=gen)
+
+
+def _probe_update(
+    candidate: Candidate, param: torch.Tensor, grads: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """Deltas of PROBE_STEPS updates from a fresh state (the param moves by each delta)."""
+    update, hp = candidate.fn("update"), candidate.hparams
+    state, deltas = candidate.fn("init")(param.clone()), []
+    for step, grad in enumerate(grads, start=1):
+        out = update(grad.clone(), param.clone(), state, step, dict(hp))
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+            raise TypeError("update must return a tuple (delta, new_state_dict)")
+        delta, state = out
+        if not isinstance(delta, torch.Tensor) or delta.shape != param.shape:
+            got = tuple(delta.shape) if isinstance(delta, torch.Tensor) else type(delta).__name__
+            raise TypeError(
+                f"delta must be a tensor of the param's shape {tuple(param.shape)}, got {got}"
+            )
+        deltas.append(delta.detach().clone())
+        param = param + delta
+    return deltas
+
+
+def _optimizer_checks(candidate: Candidate, report: Tier0Report) -> None:
+    runs = []
+    for i, shape in enumerate(SHAPES):
+        grads = [_fixed(shape, 10 * i + k) for k in range(PROBE_STEPS)]
+        runs.append(
+            (
+                _fixed(shape, 10 * i + 9),
+                grads,
+                _probe_update(candidate, _fixed(shape, 10 * i + 9), grads),
+            )
+        )
+    deltas = [d for _, _, ds in runs for d in ds]
+    if not report.record(
+        "finite", all(torch.isfinite(d).all() for d in deltas), "update returned NaN or inf"
+    ):
+        return
+    again = [d for p, g, _ in runs for d in _probe_update(candidate, p, g)]
+    if not report.record(
+        "deterministic", _same(deltas, again), "two identical calls gave different deltas"
+    ):
+        return
+    report.batch_safe = _batch_safe(candidate, runs)
+    report.record("batch_safe", True, "stacked" if report.batch_safe else "loop fallback")
+    report.fingerprint = _hash(deltas)
+    for name, objective, start in (
+        ("rosenbrock", _rosenbrock, [-1.0, 1.5]),
+        ("quadratic", _quadratic, [1.0] * 10),
+    ):
+        before, after = _minimize(candidate, objective, start)
+        ok = math.isfinite(after) and after < before
+        if not report.record(
+            f"improves_{name}", ok, f"{name} went from {before:.4g} to {after:.4g}"
+        ):
+            return
+
+
+def _batch_safe(candidate: Candidate, runs: list) -> bool:
+    """Does updating [S, *shape] stacked tensors equal updating each slice on its own?"""
+    for param, grads, _ in runs:
+        stack_p = torch.stack([param * (1 + s) for s in range(SEED_STACK)])
+        stack_g = [torch.stack([g * (1 - 0.3 * s) for s in range(SEED_STACK)]) for g in grads]
+        try:
+            stacked = _probe_update(candidate, stack_p, stack_g)
+        except Exception:
+            return False
+        for s in range(SEED_STACK):
+            alone = _probe_update(candidate, stack_p[s], [g[s] for g in stack_g])
+            if not _same([d[s] for d in stacked], alone, tol=1e-5):
+                return False
+    return True
+
+
+def _rosenbrock(x: torch.Tensor) -> torch.Tensor:
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+_QUAD_DIAG = torch.logspace(0, 3, 10)  # condition number 1e3
+
+
+def _quadratic(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (_QUAD_DIAG * x * x).sum()
+
+
+# A default learning rate tuned for networks can be far too large for these curvatures (Rosenbrock's
+# is ~1e3 at the start): the check passes if any of these multiples of the default improves.
+LR_MULTIPLIERS = (1.0, 0.1, 0.01)
+
+
+def _minimize(candidate: Candidate, objective: Callable, start: list[float], steps: int = 100) -> tuple[float, float]:
+    """Objective before and after `steps` updates, at the best of the LR_MULTIPLIERS."""
+    before = float(objective(torch.tensor(start)))
+    results = []
+    for multiplier in LR_MULTIPLIERS:
+        x = torch.tensor(start, requires_grad=True)
+        opt = CandidateOptimizer([x], candidate, lr=candidate.hparams["lr"] * multiplier)
+        for _ in range(steps):
+            opt.zero_grad()
+            objective(x).backward()
+            opt.step()
+        after = float(objective(x.detach()))
+        results.append(after if math.isfinite(after) else math.inf)
+    return before, min(results)
+
+
+def _loss_checks(candidate: Candidate, report: Tier0Report) -> None:
+    fn = candidate.fn("loss")
+    outputs = []
+    for n_classes in (2, 5):
+        logits = _fixed((8, n_classes), n_classes).requires_grad_(True)
+        targets = torch.arange(8) % n_classes
+        value = fn(logits, targets)
+        if not report.record(
+            "scalar",
+            isinstance(value, torch.Tensor) and value.dim() == 0,
+            "loss must return a scalar tensor",
+        ):
+            return
+        (grad,) = torch.autograd.grad(value, logits)
+        ok = (
+            bool(torch.isfinite(value))
+            and bool(torch.isfinite(grad).all())
+            and bool(grad.abs().sum() > 0)
+        )
+        if not report.record(
+            "finite_gradient", ok, "loss or its gradient is not finite, or the gradient is zero"
+        ):
+            return
+        outputs += [value.detach().reshape(1), grad]
+    report.batch_safe = True  # losses are called once per seed, never stacked
+    report.fingerprint = _hash(outputs)
+    before, after = _train_linear_classifier(candidate)
+    report.record(
+        "improves_classifier",
+        after < before,
+        f"training error went from {before:.3f} to {after:.3f}",
+    )
+
+
+def _train_linear_classifier(candidate: Candidate) -> tuple[float, float]:
+    """Error of a linear classifier on a fixed 3-class problem before and after 60 AdamW steps."""
+    gen = torch.Generator().manual_seed(7)
+    centers = torch.randn(3, 5, generator=gen) * 2
+    y = torch.arange(120) % 3
+    x = centers[y] + torch.randn(120, 5, generator=gen)
+    w = torch.zeros(5, 3, requires_grad=True)
+    opt = CandidateOptimizer([w], load_baseline("optimizer", "adamw"), lr=0.05)
+    before = float(((x @ w.detach()).argmax(1) != y).float().mean())
+    for _ in range(60):
+        opt.zero_grad()
+        candidate.fn("loss")(x @ w, y).backward()
+        opt.step()
+    return before, float(((x @ w.detach()).argmax(1) != y).float().mean())
+
+
+def _schedule_checks(candidate: Candidate, report: Tier0Report) -> None:
+    fn = candidate.fn("schedule")
+    values = []
+    for total in (10, 100, 1000):
+        values += [float(fn(step, total)) for step in range(0, total, max(1, total // 50))]
+    ok = all(math.isfinite(v) and v >= 0 for v in values)
+    if not report.record("finite_nonnegative", ok, "schedule must return finite multipliers >= 0"):
+        return
+    report.record(
+        "not_all_zero",
+        any(v > 0 for v in values),
+        "schedule is zero everywhere: nothing would train",
+    )
+    report.batch_safe = True  # a schedule scales the learning rate; it never sees tensors
+    report.fingerprint = _hash([torch.tensor(values)])
+    opt_candidate = load_baseline("optimizer", "adamw")
+    x = torch.ones(10, requires_grad=True)
+    opt = CandidateOptimizer([x], opt_candidate, lr=0.05)
+    sched = candidate_scheduler(opt, candidate, 100)
+    before = float(_quadratic(x.detach()))
+    for _ in range(100):
+        opt.zero_grad()
+        _quadratic(x).backward()
+        opt.step()
+        sched.step()
+    after = float(_quadratic(x.detach()))
+    report.record(
+        "improves_quadratic", after < before, f"quadratic went from {before:.4g} to {after:.4g}"
+    )
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor], tol: float = 0.0) -> bool:
+    return len(a) == len(b) and all(
+        torch.allclose(x, y, rtol=tol, atol=tol, equal_nan=True) for x, y in zip(a, b, strict=True)
+    )
+
+
+def _hash(tensors: list[torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(" ".join(f"{v:.4g}" for v in t.double().flatten().tolist()).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,113 @@
+"""What bubblewrap keeps away from a job: network, secrets, the host's files, held-out data."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import optforge.sandbox
+from optforge.sandbox import ProcessRunner
+from tests.sandbox.conftest import SECRET_NAME, SECRET_VALUE, code_job
+
+ALLOWED_ENV = {"PATH", "LANG", "HOME", "TMPDIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+               "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "PWD"}
+
+TRY_WRITE = """
+import errno, os
+outcome = {}
+for path in PATHS:
+    try:
+        with open(os.path.join(path, "planted.txt"), "w") as f:
+            f.write("x")
+        outcome[path] = "written"
+    except OSError as exc:
+        outcome[path] = errno.errorcode[exc.errno]
+result = outcome
+"""
+
+
+def test_runner_reports_bubblewrap_isolation(runner: ProcessRunner) -> None:
+    assert runner.isolation == "bwrap"
+
+
+def test_host_environment_secrets_are_not_visible_in_the_job(runner: ProcessRunner) -> None:
+    assert os.environ[SECRET_NAME] == SECRET_VALUE  # the host has it...
+    code = (
+        "import os\n"
+        "environs = []\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    try: environs.append(open(f'/proc/{pid}/environ', 'rb').read().decode())\n"
+        "    except (OSError, ValueError): pass\n"
+        "result = {'env': dict(os.environ), 'proc_environ': environs}\n"
+    )
+    result = runner.run(code_job(code))
+    assert result.status == "ok", result.output_tail
+    assert set(result.meta["env"]) <= ALLOWED_ENV  # ...the job's environment is an allow-list
+    assert SECRET_VALUE not in json.dumps(result.meta)  # nor readable from any process it sees
+
+
+def test_loopback_listener_on_the_host_is_unreachable(runner: ProcessRunner) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        code = (
+            "import socket\n"
+            "try:\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+            "    result = {'connected': True}\n"
+            "except OSError as exc:\n"
+            "    result = {'connected': False, 'error': str(exc)}\n"
+        )
+        result = runner.run(code_job(code))
+        assert result.status == "ok", result.output_tail
+        assert result.meta["connected"] is False
+        try:
+            listener.accept()
+            raise AssertionError("the job reached the host's listener")
+        except BlockingIOError:
+            pass
+
+
+def test_only_the_scratch_dir_is_writable(runner: ProcessRunner, outside_tmp: Path) -> None:
+    source_tree = Path(optforge.sandbox.__file__).resolve().parent
+    paths = [".", str(source_tree), "/var/tmp", str(outside_tmp / "data"), "/tmp", "/dev/shm",
+             os.environ.get("HOME", "/root")]
+    result = runner.run(code_job(f"PATHS = {paths!r}\n{TRY_WRITE}"))
+    assert result.status == "ok", result.output_tail
+    outcome = result.meta
+    assert outcome.pop(".") == "written"
+    # Read-only mounts refuse with EROFS whatever the uid; private tmpfs dirs are root-owned.
+    assert outcome[str(source_tree)] == "EROFS"
+    assert outcome["/var/tmp"] == "EROFS" and outcome[str(outside_tmp / "data")] == "EROFS"
+    assert set(outcome.values()) <= {"EROFS", "EACCES"}, outcome
+    assert not (source_tree / "planted.txt").exists()
+    assert not (outside_tmp / "data" / "planted.txt").exists()
+
+
+def test_hidden_paths_are_empty_and_unwritable(runner: ProcessRunner, outside_tmp: Path) -> None:
+    hidden = outside_tmp / "heldout"
+    code = (
+        "import os\n"
+        f"listing = os.listdir({str(hidden)!r})\n"
+        "try:\n"
+        f"    open({str(hidden / 'secret.txt')!r}).read()\n"
+        "    read = 'read'\n"
+        "except OSError as exc:\n"
+        "    read = type(exc).__name__\n"
+        f"PATHS = [{str(hidden)!r}]\n{TRY_WRITE}\n"
+        f"result = {{'listing': listing, 'read': read, 'write': outcome[{str(hidden)!r}]}}\n"
+    )
+    result = runner.run(code_job(code))
+    assert result.status == "ok", result.output_tail
+    assert result.meta == {"listing": [], "read": "FileNotFoundError", "write": "EACCES"}
+    assert (hidden / "secret.txt").read_text() == "held-out labels"  # untouched on the host
+
+
+def test_data_dir_is_readable_by_the_job(runner: ProcessRunner, outside_tmp: Path) -> None:
+    path = outside_tmp / "data" / "train.txt"
+    result = runner.run(code_job(f"result = {{'text': open({str(path)!r}).read()}}"))
+    assert result.meta == {"text": "training data"}

@@ -1,0 +1,83 @@
+"""Tier 0: conformance checks and the behaviour fingerprint."""
+
+import pytest
+
+from optforge.tasks.baselines import baseline_names, load_baseline
+from optforge.tasks.contracts import load_candidate
+from optforge.tasks.tier0 import run_tier0
+
+SGD = """
+HPARAMS = {"lr": 0.01}
+def init(param):
+    return {}
+def update(grad, param, state, step, hp):
+    return -hp["lr"] * grad, state
+"""
+
+
+@pytest.mark.parametrize("kind", ["optimizer", "loss", "schedule"])
+def test_every_baseline_passes_tier0(kind):
+    for name in baseline_names(kind):
+        report = run_tier0(load_baseline(kind, name))
+        assert report.passed, (name, report.error)
+        assert report.batch_safe
+        assert len(report.fingerprint) == 16
+
+
+def _optimizer(body: str) -> str:
+    return SGD.replace('    return -hp["lr"] * grad, state', body)
+
+
+@pytest.mark.parametrize(
+    ("body", "check"),
+    [
+        ('    return grad * float("nan"), state', "finite"),
+        ("    return torch.zeros_like(param), state", "improves_rosenbrock"),
+        ("    return grad * 0.01, state", "improves_rosenbrock"),  # ascends
+        ("    return torch.rand_like(grad) * 0.0 + torch.rand(1) - grad * 0.01, state", "deterministic"),
+        ("    return grad[:1], state", "runs"),
+        ("    return -grad", "runs"),
+        ("    raise ValueError('boom')", "runs"),
+    ],
+)
+def test_broken_optimizers_fail_the_named_check(body, check):
+    source = _optimizer(body)
+    if "torch." in body:
+        source = "import torch\n" + source
+    report = run_tier0(load_candidate(source, "optimizer"))
+    assert not report.passed
+    assert report.error.startswith(check), report.error
+
+
+def test_exception_in_init_is_reported_with_its_message():
+    source = "import torch\n" + SGD.replace("    return {}", "    raise RuntimeError('no state for you')")
+    report = run_tier0(load_candidate(source, "optimizer"))
+    assert report.error == "runs: RuntimeError: no state for you"
+
+
+def test_norm_based_update_is_not_batch_safe_but_passes():
+    source = "import torch\n" + _optimizer('    return -hp["lr"] * grad / (grad.norm() + 1e-8), state')
+    report = run_tier0(load_candidate(source, "optimizer"))
+    assert report.passed, report.error
+    assert not report.batch_safe
+
+
+def test_fingerprint_identifies_rewritten_but_equivalent_code():
+    rewritten = _optimizer('    delta = grad * hp["lr"]\n    return -delta, dict(state)')
+    a = run_tier0(load_candidate(SGD, "optimizer"))
+    b = run_tier0(load_candidate(rewritten, "optimizer"))
+    c = run_tier0(load_baseline("optimizer", "adam"))
+    assert a.fingerprint == b.fingerprint
+    assert a.fingerprint != c.fingerprint
+
+
+def test_constant_zero_schedule_fails():
+    source = "def schedule(step, total_steps):\n    return 0.0\n"
+    report = run_tier0(load_candidate(source, "schedule"))
+    assert not report.passed and report.error.startswith("not_all_zero")
+
+
+def test_loss_with_zero_gradient_fails():
+    source = "import torch\ndef loss(logits, targets):\n    return (logits * 0).sum()\n"
+    report = run_tier0(load_candidate(source, "loss"))
+    assert not report.passed and report.error.startswith("finite_gradient")
