@@ -37,7 +37,7 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check agent sandbox tasks archive tests benchmarks
 	$(BIN)/mypy agent sandbox tasks archive
-	$(BIN)/lint-imports
+	bash .ci/lint_imports.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

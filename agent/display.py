@@ -12,7 +12,8 @@ from optforge.tasks.proxy import ProxyTask
 
 from .evaluation import Evaluation
 
-console = Console()
+# Rich wraps at 80 columns when stdout is not a terminal (CI logs, pipes): give tables room instead.
+console = Console() if Console().is_terminal else Console(width=160)
 errors = Console(stderr=True)
 
 
@@ -37,8 +38,9 @@ def _ci(ci: tuple[float, float] | None) -> str:
 def print_evaluation(path: pathlib.Path, ev: Evaluation) -> None:
     if ev.tasks:
         table = Table(title=f"{path} ({ev.kind}) vs tuned AdamW, tier {ev.tier}, {ev.seeds} seeds")
-        for column in ("task", "status", "score", "95% CI", "held-out", "AdamW", "best lr", "AdamW lr", "time s"):
-            table.add_column(column, justify="left" if column in ("task", "status") else "right")
+        columns = ("task", "status", "score", "95% CI", "metric", "held-out", "AdamW", "best lr", "AdamW lr", "time s")
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("task", "status", "metric") else "right")
         for t in ev.tasks:
             ok = t.status == "ok"
             table.add_row(
@@ -46,7 +48,8 @@ def print_evaluation(path: pathlib.Path, ev: Evaluation) -> None:
                 t.status if ok else f"[red]{t.status}[/red]",
                 f"{t.score:.3f}" if t.score is not None else "-",
                 _ci(t.score_ci),
-                f"{t.final:.4g} {t.metric}" if t.final is not None else (t.error or "-"),
+                t.metric,
+                f"{t.final:.4g}" if t.final is not None else (t.error or "-"),
                 f"{t.reference_final:.4g}" if t.reference_final is not None else "-",
                 f"{t.lr:.3g}" if t.lr else "-",
                 f"{t.reference_lr:.3g}" if t.reference_lr else "-",

@@ -171,15 +171,18 @@ def bwrap_command(
 ) -> list[str]:
     args = [bwrap, *namespace_flags(), "--die-with-parent", "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    home = os.path.realpath(home) if home else None
     masked = [*MASKED_DIRS, *([home] if home and home != "/" and os.path.isdir(home) else [])]
     for directory in masked:
         args += ["--tmpfs", directory]  # mode 0755, owned by root: the job uid cannot write there
     created: set[str] = set()
-    for path in _paths_to_keep(data_dir):
+    bound: list[str] = []
+    for path in sorted(_paths_to_keep(data_dir), key=len):  # parents first; skip their children
         # Re-expose what lies *inside* a masked dir, never a masked dir itself (a script run from
         # /tmp puts /tmp on sys.path; binding it would undo the mask).
         inside = [m for m in masked if _is_under(path, m) and path != m]
-        if inside:
+        if inside and not any(_is_under(path, kept) for kept in bound):
+            bound.append(path)
             args += [*_open_parents(inside[0], path, created), "--ro-bind", path, path]
     if data_dir is not None:
         args += ["--ro-bind", str(data_dir), str(data_dir)]

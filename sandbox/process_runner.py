@@ -189,6 +189,9 @@ class ProcessRunner:
                 if not self._pool.closed:
                     self._pool.idle.put(self._pool.spawner.submit(self._pool.start_worker))
                 raise
+            except BaseException:  # Ctrl-C while waiting for a start: keep the slot
+                self._pool.idle.put(future)
+                raise
             if worker.proc.poll() is None:
                 return worker
             self._pool.replace(worker, now=True)  # died while idle (e.g. the kernel's OOM killer)

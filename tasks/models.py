@@ -34,8 +34,8 @@ class CharTransformer(nn.Module):
         self.blocks = nn.ModuleList(_Block(width) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, vocab)
-        mask = torch.full((context, context), float("-inf")).triu(1)
-        self.register_buffer("mask", mask, persistent=False)
+        self.mask: torch.Tensor
+        self.register_buffer("mask", torch.full((context, context), float("-inf")).triu(1), persistent=False)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         length = ids.shape[-1]

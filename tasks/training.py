@@ -63,7 +63,7 @@ def init_weights(
     for seed in seeds:
         torch.manual_seed(_mix(task.name, seed))
         models.append(task.make_model())
-    return stack_module_state(models)  # type: ignore[return-value]
+    return stack_module_state(models)
 
 
 def batched_forward(task: ProxyTask, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:

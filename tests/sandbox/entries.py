@@ -38,4 +38,5 @@ def bad_return(payload: dict[str, Any], scratch: Path) -> Any:
     return "not a tuple"
 
 
-NOT_CALLABLE = 42
+def broken_warm_up(data_dir: Path | None) -> None:
+    raise RuntimeError("no training data here")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 import optforge.sandbox
@@ -111,3 +112,16 @@ def test_data_dir_is_readable_by_the_job(runner: ProcessRunner, outside_tmp: Pat
     path = outside_tmp / "data" / "train.txt"
     result = runner.run(code_job(f"result = {{'text': open({str(path)!r}).read()}}"))
     assert result.meta == {"text": "training data"}
+
+
+def test_home_is_replaced_by_an_empty_tmpfs_with_only_the_interpreter_bound_back(
+        runner: ProcessRunner) -> None:
+    home = Path(os.environ.get("HOME", "/root")).resolve()
+    needed = set()  # first components of interpreter / sys.path locations under HOME
+    for path in (sys.prefix, sys.base_prefix, sys.executable, *sys.path):
+        resolved = Path(path or ".").resolve()
+        if resolved.is_relative_to(home) and resolved != home:
+            needed.add(resolved.relative_to(home).parts[0])
+    result = runner.run(code_job(f"import os\nresult = {{'home': os.listdir({str(home)!r})}}"))
+    assert result.status == "ok", result.output_tail
+    assert set(result.meta["home"]) <= needed  # no dotfiles, keys or caches of the host user

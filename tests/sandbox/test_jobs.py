@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from optforge.sandbox import Job, ProcessRunner
-from tests.sandbox.conftest import ENTRIES, code_job
+from optforge.sandbox import Job, ProcessRunner, SandboxError
+from tests.sandbox.conftest import ENTRIES, code_job, needs_bwrap
 
 
 def test_ok_job_round_trips_tensors_and_meta_and_sees_warm_up_state(runner: ProcessRunner) -> None:
@@ -132,3 +132,11 @@ def test_limits_reach_the_job(runner: ProcessRunner) -> None:
 def test_oversized_file_write_is_an_error_not_a_crash(runner: ProcessRunner) -> None:
     result = runner.run(code_job("open('big', 'wb').write(b'x' * (3 * 1024 * 1024))", max_file_mb=1))
     assert result.status == "error" and "File too large" in (result.error or "")
+
+
+@needs_bwrap
+def test_broken_warm_up_fails_construction_with_its_error() -> None:
+    with pytest.raises(SandboxError) as caught:
+        ProcessRunner(workers=1, warmup=[f"{ENTRIES}:broken_warm_up"])
+    assert "RuntimeError: no training data here" in str(caught.value)
+    assert "Traceback" in str(caught.value)  # the worker log tail says where

@@ -51,7 +51,7 @@ def test_optimizer_baselines_have_a_positive_lr_default(name: str) -> None:
 def test_adamw_and_lion_defaults_follow_torch_and_the_paper() -> None:
     assert load_baseline("optimizer", "adamw").hparams["weight_decay"] == 0.01
     assert load_baseline("optimizer", "lion").hparams == {
-        "lr": 1e-4, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0,
+        "lr": 1e-4, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.1,
     }
 
 
