@@ -14,7 +14,7 @@ $(BIN)/python:
 
 setup: $(BIN)/python sandbox-deps
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,litellm]"
 
 # The process sandbox isolates candidates with bubblewrap; install it when we can (root + apt).
 sandbox-deps:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class _Frozen(BaseModel):
@@ -57,3 +58,57 @@ def cache_dir() -> pathlib.Path:
         return pathlib.Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
     return pathlib.Path(base) / "optforge"
+
+
+# Used when neither LLMConfig.model nor $OPTFORGE_LLM_MODEL names one: a cheap, capable default.
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+
+
+class LLMConfig(_Frozen):
+    """The language-model proposer (agent/proposers/llm.py) and its client (agent/llm/).
+
+    The API key is deliberately not a field: the config is saved with every run, and a key must never
+    be stored. It comes from the environment only (`llm_api_key`). `model` and `base_url` may also
+    come from the environment (`resolve_llm_config`); a value set here wins.
+    """
+
+    backend: Literal["openai", "litellm"] = "openai"  # litellm needs `pip install 'optforge[litellm]'`
+    model: str | None = Field(None, description=f"default: $OPTFORGE_LLM_MODEL, else {DEFAULT_LLM_MODEL}")
+    # Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, ...), e.g. http://localhost:8000/v1.
+    # None: $OPTFORGE_LLM_BASE_URL, else $OPENAI_BASE_URL, else the provider's own.
+    base_url: str | None = None
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    max_tokens: int = Field(4096, ge=256, description="reply budget in tokens (a 1.3 kB module is ~400)")
+    timeout_s: float = Field(120.0, gt=0, description="per HTTP request, not per retried call")
+    # Retries (agent/llm/retry.py): exponential backoff with jitter on 429, 5xx, timeouts, connection
+    # errors and malformed bodies; never on other 4xx.
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff_initial_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0, description="cap on one wait, Retry-After included")
+    max_concurrency: int = Field(4, ge=1, description="LLM requests in flight at once")
+    diff_probability: float = Field(
+        0.3, ge=0.0, le=1.0, description="chance to ask for SEARCH/REPLACE edits instead of a rewrite"
+    )
+    history_size: int = Field(12, ge=0, description="earlier candidates shown in a prompt")
+
+
+def resolve_llm_config(config: LLMConfig) -> LLMConfig:
+    """`config` with `model` and `base_url` filled from the environment where it leaves them unset."""
+    model = config.model or os.environ.get("OPTFORGE_LLM_MODEL") or DEFAULT_LLM_MODEL
+    base_url = config.base_url or os.environ.get("OPTFORGE_LLM_BASE_URL")
+    if base_url is None and config.backend == "openai":
+        base_url = os.environ.get("OPENAI_BASE_URL")  # the openai SDK's own variable
+    return config.model_copy(update={"model": model, "base_url": base_url or None})
+
+
+def llm_api_key(backend: str) -> SecretStr | None:
+    """The LLM API key from the environment, wrapped so that it never prints (None when unset).
+
+    $OPTFORGE_LLM_API_KEY wins for every backend. The openai backend then falls back to
+    $OPENAI_API_KEY; litellm finds each provider's own variable (ANTHROPIC_API_KEY, ...) itself, so
+    it gets no fallback here (an OpenAI key would be wrong for another provider).
+    """
+    key = os.environ.get("OPTFORGE_LLM_API_KEY")
+    if not key and backend == "openai":
+        key = os.environ.get("OPENAI_API_KEY")
+    return SecretStr(key) if key else None

@@ -5,7 +5,8 @@ compare the ratios, not the absolute numbers across runs):
 2. optforge's warm process sandbox: bubblewrap workers with torch and the data loaded once, each job
    in a forked child;
 3. a fresh `python` process per training job (what ShinkaEvolve/EoH-style harnesses do: spawn an
-   interpreter, import torch, load data, train, exit).
+   interpreter, import torch, load data, train, exit). It loads only the data, without the warm
+   workers' extra step of exercising every task once.
 
 Each way runs the same tier-1 jobs (tier 0 plus every task x learning rate) of the same candidates
 on ONE worker, so the per-candidate wall times are directly comparable. Run:
@@ -40,7 +41,7 @@ FRESH_PROCESS = """
 import json, pathlib, sys, torch
 torch.set_num_threads(1)
 from optforge.tasks import jobs
-jobs.warm(sys.argv[1])
+jobs.load_train_splits(sys.argv[1])
 tensors, meta = jobs.run_job(json.loads(sys.argv[2]), pathlib.Path(sys.argv[3]))
 print(len(tensors))
 """

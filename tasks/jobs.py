@@ -15,6 +15,7 @@ Payloads (JSON):
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import pathlib
 from typing import Any
@@ -47,16 +48,25 @@ def export_train_splits(directory: pathlib.Path) -> None:
     (directory / MANIFEST).write_text(json.dumps(versions, sort_keys=True))
 
 
-def warm(data_dir: str | pathlib.Path | None) -> None:
-    """Load the exported train splits into this process once, before any job is forked."""
-    if data_dir is None:
-        raise RuntimeError("the tasks worker needs the exported train data directory (data_dir)")
+def load_train_splits(data_dir: str | pathlib.Path) -> None:
+    """Load the exported train splits into this process."""
     directory = pathlib.Path(data_dir)
     for name in json.loads((directory / MANIFEST).read_text()):
         tensors = load_file(directory / f"{name}.safetensors")
         _TRAIN_SPLITS[name] = Split(tensors["x"], tensors["y"])
+
+
+def warm(data_dir: str | pathlib.Path | None) -> None:
+    """Prepare a sandbox worker once, before any job is forked: data, torch's lazy set-up, GC."""
+    if data_dir is None:
+        raise RuntimeError("the tasks worker needs the exported train data directory (data_dir)")
+    load_train_splits(data_dir)
     torch.set_num_threads(1)
     _exercise_every_task()
+    # Move everything loaded so far out of the garbage collector's reach: a forked job's first
+    # collection would otherwise touch (and so copy-on-write copy) every page of the warm heap.
+    gc.collect()
+    gc.freeze()
 
 
 def _exercise_every_task() -> None:

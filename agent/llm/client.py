@@ -1,0 +1,112 @@
+"""The chat-client protocol every LLM backend implements, its records, and a concurrency bound.
+
+A backend makes exactly one HTTP request per `complete` call and reports a failure as a
+`ChatError` that says whether trying again could help; retries live in one place (retry.py), so
+attempts never multiply across layers (the SDKs' own retries are off).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float | None  # None when the price of the model is unknown
+    latency_s: float
+
+
+class ChatError(Exception):
+    """One failed request, classified. The message is one line and never contains the API key.
+
+    `retryable`: a rate limit (429), a server error (5xx), a timeout, a connection failure or a
+    malformed body, i.e. something that may go away; any other 4xx will fail the same way again.
+    `retry_after_s`: the server's Retry-After, when it sent one.
+    `kind` names the failure in summaries ("RateLimitError 429", "APITimeoutError").
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        latency_s: float = 0.0,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.latency_s = latency_s
+
+    @property
+    def kind(self) -> str:
+        name = self.message.split(":", 1)[0]
+        return f"{name} {self.status}" if self.status is not None else name
+
+
+class LLMUnavailable(Exception):
+    """The backend cannot be used as configured (no API key, litellm not installed, ...): a user
+    error, printed as one line that says what to do."""
+
+
+class ChatClient(Protocol):
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        temperature: float,
+        max_tokens: int,
+        timeout: float,
+    ) -> ChatReply:
+        """One request; raises ChatError on any failure of the provider or the transport."""
+        ...
+
+
+class BoundedChatClient:
+    """Wraps a ChatClient so that at most `limit` requests are in flight at once, across threads.
+
+    Only the request holds a slot, not a retry's backoff wait, so one rate-limited call does not
+    block the others.
+    """
+
+    def __init__(self, client: ChatClient, limit: int):
+        if limit < 1:
+            raise ValueError(f"concurrency limit must be at least 1, got {limit}")
+        self._client = client
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        temperature: float,
+        max_tokens: int,
+        timeout: float,
+    ) -> ChatReply:
+        with self._slots:
+            return self._client.complete(
+                messages,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                timeout=timeout,
+            )

@@ -1,0 +1,1 @@
+"""Proposers: where new candidate programs come from (an LLM, an offline mutator, or a mix)."""

@@ -1,0 +1,602 @@
+"""What the mutation proposer knows about candidate programs: a shallow type analysis, the unary
+functions that may replace one another, and the helpers that edit a candidate's syntax tree.
+
+The type analysis is deliberately small: it only has to keep a mutation from putting a tensor
+function on a Python float, or any arithmetic on the integer class targets of a loss. Everything
+it cannot tell is typed None, and mutations skip None.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TypeVar, cast
+
+_Node = TypeVar("_Node", bound=ast.AST)
+TENSOR, SCALAR, INDEX, STATE, HPS = "tensor", "scalar", "index", "state", "hparams"
+
+# Parameter types of each required function, by position: names differ between candidates.
+PARAM_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
+    "optimizer": {"init": (TENSOR,), "update": (TENSOR, TENSOR, STATE, SCALAR, HPS)},
+    "loss": {"loss": (TENSOR, INDEX)},
+    "schedule": {"schedule": (SCALAR, SCALAR)},
+}
+MAIN_FUNCTION = {"optimizer": "update", "loss": "loss", "schedule": "schedule"}
+
+# Tensor methods whose result is not a tensor.
+_NON_TENSOR_METHODS = frozenset({"item", "tolist", "size", "dim", "numel", "long", "int", "bool"})
+_SCALAR_BUILTINS = frozenset({"float", "int", "round", "max", "min", "abs", "sum"})
+
+
+@dataclass(frozen=True)
+class Unary:
+    """A unary function and the facts that decide which others may replace it."""
+
+    name: str
+    any_domain: bool  # defined for negative inputs (sqrt and log1p are not)
+    keeps_nonneg: bool  # a nonnegative input gives a nonnegative output
+    always_nonneg: bool  # the output is nonnegative wherever it is defined
+    odd: bool  # keeps the sign of its input, so it can stand in for sign() in a step direction
+
+
+# torch.<name>(x) and x.<name>() both exist for each of these.
+TENSOR_UNARY = {
+    u.name: u
+    for u in (
+        Unary("sign", True, True, False, True),
+        Unary("tanh", True, True, False, True),
+        Unary("atan", True, True, False, True),
+        Unary("abs", True, True, True, False),
+        Unary("sqrt", False, True, True, False),
+        Unary("square", True, True, True, False),
+        Unary("exp", True, True, True, False),
+        Unary("sigmoid", True, True, True, False),
+        Unary("log1p", False, True, True, False),
+        Unary("relu", True, True, True, False),
+    )
+}
+# math.<name>(x); abs is the builtin.
+SCALAR_UNARY = {
+    u.name: u
+    for u in (
+        Unary("cos", True, False, False, False),
+        Unary("sin", True, False, False, False),
+        Unary("tanh", True, True, False, True),
+        Unary("atan", True, True, False, True),
+        Unary("sqrt", False, True, True, False),
+        Unary("exp", True, True, True, False),
+        Unary("log1p", False, True, True, False),
+        Unary("abs", True, True, True, False),
+    )
+}
+
+
+def may_replace(old: Unary, new: Unary) -> bool:
+    """Can `new` stand where `old` was without leaving its domain or flipping a sign contract?
+
+    What `old` required of its argument (nonnegative for sqrt) the argument provides; what `old`
+    promised of its output (nonnegative, or the input's sign) the replacement must keep promising.
+    """
+    if old.name == new.name:
+        return False
+    arg_nonneg = not old.any_domain
+    if not (new.any_domain or arg_nonneg):
+        return False
+    out_nonneg = old.always_nonneg or (arg_nonneg and old.keeps_nonneg)
+    if out_nonneg and not (new.always_nonneg or (arg_nonneg and new.keeps_nonneg)):
+        return False
+    return not (old.odd and not arg_nonneg and not new.odd)
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def module_aliases(tree: ast.Module) -> dict[str, str]:
+    """Local name -> the module it is bound to ('torch', 'math', 'torch.nn.functional', ...)."""
+    aliases = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                aliases[alias.asname or top] = alias.name if alias.asname else top
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+@dataclass
+class Scope:
+    """Types of the names visible in one function (module constants, parameters, locals)."""
+
+    aliases: dict[str, str]
+    env: dict[str, str | None]
+
+    def module_of(self, node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            return self.aliases.get(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.module_of(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    def type_of(self, node: ast.expr) -> str | None:
+        if isinstance(node, ast.Constant):
+            return SCALAR if is_number(node.value) else None
+        if isinstance(node, ast.Name):
+            return self.env.get(node.id)
+        if isinstance(node, ast.Subscript):
+            return {STATE: TENSOR, HPS: SCALAR, TENSOR: TENSOR}.get(self.type_of(node.value) or "")
+        if isinstance(node, ast.BinOp):
+            kinds = {self.type_of(node.left), self.type_of(node.right)}
+            if kinds <= {TENSOR, SCALAR}:
+                return TENSOR if TENSOR in kinds else SCALAR
+            return None
+        if isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not):
+            return self.type_of(node.operand)
+        if isinstance(node, ast.IfExp):
+            body = self.type_of(node.body)
+            return body if body == self.type_of(node.orelse) else None
+        if isinstance(node, ast.Call):
+            return self._call_type(node)
+        if isinstance(node, ast.Attribute):
+            if self.module_of(node.value) == "math":
+                return SCALAR
+            return TENSOR if node.attr == "values" and self.type_of(node.value) == TENSOR else None
+        return None
+
+    def _call_type(self, node: ast.Call) -> str | None:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            module = self.module_of(func.value)
+            if module is not None:
+                return SCALAR if module == "math" else TENSOR if module.startswith("torch") else None
+            receiver = self.type_of(func.value)
+            if receiver == TENSOR and func.attr not in _NON_TENSOR_METHODS:
+                return TENSOR
+            return INDEX if receiver == INDEX else None
+        if isinstance(func, ast.Name) and func.id in _SCALAR_BUILTINS and func.id not in self.env:
+            kinds = {self.type_of(arg) for arg in node.args}
+            if func.id == "abs" and kinds == {TENSOR}:
+                return TENSOR
+            return SCALAR if kinds == {SCALAR} else None
+        return None
+
+
+def function_scope(tree: ast.Module, fn: ast.FunctionDef, kind: str) -> Scope:
+    """Types for `fn`; a helper with the main function's arity gets the main function's types."""
+    scope = Scope(module_aliases(tree), {})
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and is_number(node.value.value):
+            scope.env.update({t.id: SCALAR for t in node.targets if isinstance(t, ast.Name)})
+    main = PARAM_TYPES[kind][MAIN_FUNCTION[kind]]
+    types = PARAM_TYPES[kind].get(fn.name, main if len(fn.args.args) == len(main) else ())
+    names = [a.arg for a in fn.args.args]
+    scope.env.update(dict(zip(names, types, strict=False)))  # a helper may have no types
+    for stmt in statements(fn.body):
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            for target, value in _pairs(stmt.targets[0], stmt.value):
+                _bind(scope, target, value)
+    return scope
+
+
+def _pairs(target: ast.expr, value: ast.expr) -> list[tuple[ast.expr, ast.expr | None]]:
+    if isinstance(target, ast.Tuple):
+        if isinstance(value, ast.Tuple) and len(value.elts) == len(target.elts):
+            return list(zip(target.elts, value.elts, strict=True))
+        return [(t, None) for t in target.elts]
+    return [(target, value)]
+
+
+def _bind(scope: Scope, target: ast.expr, value: ast.expr | None) -> None:
+    if not isinstance(target, ast.Name):
+        return
+    kind = scope.type_of(value) if value is not None else None
+    # A name assigned values of different types is typed None: mutations leave it alone.
+    scope.env[target.id] = kind if scope.env.get(target.id, kind) == kind else None
+
+
+def statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement in `body`, nested blocks included, in source order (not into nested defs)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, name, None)
+            if isinstance(inner, list):
+                yield from statements(inner)
+
+
+def returns(fn: ast.FunctionDef) -> list[ast.Return]:
+    return [s for s in statements(fn.body) if isinstance(s, ast.Return)]
+
+
+def functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def body_start(fn: ast.FunctionDef) -> int:
+    """Index of the first statement after a docstring."""
+    first = fn.body[0]
+    is_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    return 1 if is_doc and isinstance(first.value.value, str) else 0  # type: ignore[attr-defined]
+
+
+def all_names(tree: ast.AST) -> set[str]:
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+    return names | {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+
+
+def string_constants(tree: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def fresh(base: str, taken: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`, ... whichever is not taken yet; the result is then taken."""
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def hparams_dict(tree: ast.Module) -> ast.Dict | None:
+    for node in tree.body:
+        is_hparams = any(isinstance(t, ast.Name) and t.id == "HPARAMS" for t in getattr(node, "targets", ()))
+        if is_hparams and isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            return node.value
+    return None
+
+
+def hparam_keys(tree: ast.Module) -> set[str]:
+    found = hparams_dict(tree)
+    keys = found.keys if found else []
+    return {k.value for k in keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+
+
+def add_hparam(tree: ast.Module, key: str, value: float) -> None:
+    found = hparams_dict(tree)
+    if found is None:
+        raise ValueError("the candidate has no literal HPARAMS dict")
+    found.keys.append(ast.Constant(key))
+    found.values.append(ast.Constant(value))
+
+
+def add_dict_entry(expr: ast.expr, key: str, value: ast.expr) -> ast.expr:
+    """`expr` with `key: value` added: in place for a dict literal, else `{**expr, key: value}`."""
+    if isinstance(expr, ast.Dict):
+        expr.keys.append(ast.Constant(key))
+        expr.values.append(value)
+        return expr
+    return ast.Dict(keys=[None, ast.Constant(key)], values=[expr, value])
+
+
+def clone(node: _Node) -> _Node:
+    """A deep copy of a syntax tree, ~3x faster than copy.deepcopy (measured on adam.py)."""
+    new = type(node).__new__(type(node))
+    new.__dict__.update({k: _clone_value(v) for k, v in node.__dict__.items()})
+    return new
+
+
+def _clone_value(value: object) -> object:
+    if isinstance(value, ast.AST):
+        return clone(value)
+    return [_clone_value(v) for v in value] if isinstance(value, list) else value
+
+
+def parse_expr(text: str) -> ast.expr:
+    return strip_locations(ast.parse(text, mode="eval").body)
+
+
+def parse_statements(text: str) -> list[ast.stmt]:
+    return [strip_locations(s) for s in ast.parse(text).body]
+
+
+_LOCATIONS = ("lineno", "end_lineno", "col_offset", "end_col_offset")
+
+
+def strip_locations(node: _Node) -> _Node:
+    """Forget where `node` was parsed: its line numbers would name the wrong lines in a child."""
+    for sub in ast.walk(node):
+        for attr in _LOCATIONS:
+            if hasattr(sub, attr):
+                setattr(sub, attr, 0)  # 0, not deleted: ast.unparse reads a def's lineno
+    return node
+
+
+def substitute(node: _Node, old: str, new: ast.expr) -> _Node:
+    """Replace every load of the name `old` under `node` by a copy of `new` (in place; `node`
+    itself is replaced, and returned, when it is that name)."""
+
+    class _Sub(ast.NodeTransformer):
+        def visit_Name(self, name: ast.Name) -> ast.AST:
+            return clone(new) if name.id == old and isinstance(name.ctx, ast.Load) else name
+
+    return cast(_Node, _Sub().visit(node))
+
+
+def rename(node: ast.AST, mapping: dict[str, str]) -> None:
+    """Rename names, parameters and function definitions under `node` (in place)."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in mapping:
+            sub.id = mapping[sub.id]
+        elif isinstance(sub, ast.arg) and sub.arg in mapping:
+            sub.arg = mapping[sub.arg]
+        elif isinstance(sub, ast.FunctionDef) and sub.name in mapping:
+            sub.name = mapping[sub.name]
+
+
+def ensure_imports(tree: ast.Module) -> None:
+    """Import `torch` / `math` when the code uses them and nothing binds them (inserted terms)."""
+    bound = set(module_aliases(tree)) | {
+        t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+    }
+    used = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+    at = 1 if tree.body and isinstance(tree.body[0], ast.Expr) else 0
+    for module in sorted({"torch", "math"} & used - bound, reverse=True):
+        tree.body.insert(at, ast.Import(names=[ast.alias(name=module)]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The grammar of insertable terms. Placeholders: {x} the tensor being transformed, {y} another
+# tensor in scope, {e} what a return statement returned, {hp}/{state}/{param}/{step} and
+# {z}/{t} (logits, targets) and {s}/{T} (step, total_steps): the function's own parameter names.
+
+
+@dataclass(frozen=True)
+class Term:
+    """One insertable update term.
+
+    role "tensor": statements `text` after a tensor variable is computed, rewriting it in place;
+    role "result": statements at the function start, then every return value rewritten by
+    `combine` ({e} is the old value; for optimizers, the delta part of the return).
+    """
+
+    tag: str
+    kind: str
+    role: str
+    text: str = ""
+    combine: str = ""
+    choices: tuple[tuple[str, tuple[float, ...]], ...] = ()  # placeholder -> constants to pick from
+    hparams: tuple[tuple[str, str, tuple[float, ...]], ...] = ()  # placeholder, key, defaults
+    state: tuple[tuple[str, str, str], ...] = ()  # placeholder, key, local holding the new value
+    local: tuple[tuple[str, str], ...] = ()  # placeholder, base name of a fresh local
+    needs_other: bool = False
+
+
+_EMA = "{v} = {hp}[{h}] * {state}[{k}] + (1 - {hp}[{h}]) * {x}"
+_LR = '{hp}["lr"]'
+
+# Optimizer terms: the building blocks of the Lion program search (Chen et al. 2023, section 2.1:
+# sign, clip, norm, interpolation, EMA state) plus the usual weight-decay forms.
+OPTIMIZER_TERMS = (
+    Term("sign", "optimizer", "tensor", "{x} = torch.sign({x})"),
+    Term("softsign", "optimizer", "tensor", "{x} = {x} / (1 + {x}.abs())"),
+    Term("clip", "optimizer", "tensor", "{x} = {x}.clamp(-{c}, {c})", choices=(("c", (0.1, 1.0, 10.0)),)),
+    Term(
+        "normclip", "optimizer", "tensor", "{x} = {x} / torch.clamp({x}.norm() / {c}, min=1.0)",
+        choices=(("c", (0.1, 1.0)),),
+    ),
+    Term("absnorm", "optimizer", "tensor", "{x} = {x} / ({x}.abs().mean() + 1e-08)"),
+    Term("rmsnorm", "optimizer", "tensor", "{x} = {x} / ({x}.square().mean().sqrt() + 1e-08)"),
+    Term("center", "optimizer", "tensor", "{x} = {x} - {x}.mean()"),
+    Term(
+        "ema", "optimizer", "tensor", _EMA + "\n{x} = {v}",
+        hparams=(("h", "beta_ema", (0.9, 0.95, 0.99)),), state=(("k", "ema", "v"),), local=(("v", "ema"),),
+    ),
+    Term(
+        "rms", "optimizer", "tensor",
+        "{v} = {hp}[{h}] * {state}[{k}] + (1 - {hp}[{h}]) * {x} * {x}\n"
+        "{x} = {x} / (({v} / (1 - {hp}[{h}] ** {step})).sqrt() + 1e-08)",
+        hparams=(("h", "beta_sq", (0.99, 0.999)),), state=(("k", "sq_ema", "v"),), local=(("v", "sq_ema"),),
+    ),
+    Term(  # Lion's structure: step along an interpolation, track the momentum with a slower beta
+        "interp", "optimizer", "tensor",
+        _EMA + "\n{x} = {hp}[{h2}] * {state}[{k}] + (1 - {hp}[{h2}]) * {x}",
+        hparams=(("h", "beta_slow", (0.99,)), ("h2", "beta_fast", (0.9,))),
+        state=(("k", "ema", "v"),), local=(("v", "ema"),),
+    ),
+    Term("l2", "optimizer", "tensor", "{x} = {x} + {hp}[{h}] * {param}", hparams=(("h", "l2", (1e-4, 1e-3)),)),
+    Term(
+        "mix", "optimizer", "tensor", "{x} = {hp}[{h}] * {x} + (1 - {hp}[{h}]) * {y}",
+        hparams=(("h", "mix", (0.25, 0.5, 0.75)),), needs_other=True,
+    ),
+    Term(  # Adafactor's relative step: scale by the parameter's RMS (floored so zeros still move)
+        "relstep", "optimizer", "tensor", "{x} = {x} * torch.clamp({param}.square().mean().sqrt(), min=0.001)"
+    ),
+    Term(
+        "decay", "optimizer", "result", combine="{e} - " + _LR + " * {hp}[{h}] * {param}",
+        hparams=(("h", "decoupled_wd", (1e-3, 1e-2, 0.1)),),
+    ),
+    Term(
+        "capstep", "optimizer", "result",
+        combine="torch.clamp({e}, -{c} * " + _LR + ", {c} * " + _LR + ")", choices=(("c", (1.0, 10.0)),),
+    ),
+)
+
+# Loss terms: regularisers on log-probabilities, probabilities and margins, added to the loss.
+_ADD = "{e} + {c} * {w}"
+LOSS_TERMS = (
+    Term(  # confidence penalty, Pereyra et al. 2017
+        "entropy", "loss", "result",
+        "{v} = torch.log_softmax({z}, dim=-1)\n{w} = ({v}.exp() * {v}).sum(dim=-1).mean()",
+        _ADD, choices=(("c", (0.05, 0.1, 0.3)),), local=(("v", "log_probs"), ("w", "neg_entropy")),
+    ),
+    Term(  # z-loss, PaLM (Chowdhery et al. 2022)
+        "zloss", "loss", "result", "{w} = torch.logsumexp({z}, dim=-1).square().mean()", _ADD,
+        choices=(("c", (1e-4, 1e-3)),), local=(("w", "z_loss"),),
+    ),
+    Term(
+        "logitnorm", "loss", "result", "{w} = {z}.square().mean()", _ADD,
+        choices=(("c", (1e-3, 1e-2)),), local=(("w", "logit_sq"),),
+    ),
+    Term(  # multi-class hinge on the margin between the target logit and the best other logit
+        "margin", "loss", "result",
+        "{v} = {z}.gather(-1, {t}.unsqueeze(-1)).squeeze(-1)\n"
+        "{u} = {z}.scatter(-1, {t}.unsqueeze(-1), -10000.0).amax(dim=-1)\n"
+        "{w} = torch.relu({m} - ({v} - {u})).mean()",
+        _ADD, choices=(("c", (0.1, 0.5, 1.0)), ("m", (0.5, 1.0))),
+        local=(("v", "target_logit"), ("u", "other_logit"), ("w", "hinge")),
+    ),
+    Term(
+        "smooth", "loss", "result", "{w} = -torch.log_softmax({z}, dim=-1).mean()", _ADD,
+        choices=(("c", (0.05, 0.1)),), local=(("w", "uniform_nll"),),
+    ),
+    Term(  # Poly-1, Leng et al. 2022: epsilon * (1 - p_t)
+        "poly1", "loss", "result",
+        "{w} = (1 - torch.softmax({z}, dim=-1).gather(-1, {t}.unsqueeze(-1))).mean()", _ADD,
+        choices=(("c", (0.5, 1.0, 2.0)),), local=(("w", "poly1"),),
+    ),
+    Term("temperature", "loss", "result", "{z} = {z} / {c}", "{e}", choices=(("c", (0.5, 2.0)),)),
+)
+
+# Schedule terms: a factor multiplied onto the multiplier, or a floor under it.
+_MUL = "{w} * ({e})"
+SCHEDULE_TERMS = (
+    Term(
+        "warmup", "schedule", "result", "{w} = min(1.0, ({s} + 1) / max(1, int({c} * {T})))", _MUL,
+        choices=(("c", (0.02, 0.05, 0.1)),), local=(("w", "warm"),),
+    ),
+    Term(
+        "cosine", "schedule", "result",
+        "{w} = 0.5 * (1 + math.cos(math.pi * min(1.0, {s} / max(1, {T}))))", _MUL, local=(("w", "cosine"),),
+    ),
+    Term("linear", "schedule", "result", "{w} = max(0.0, 1 - {s} / max(1, {T}))", _MUL, local=(("w", "linear"),)),
+    Term(
+        "expdecay", "schedule", "result", "{w} = {c} ** min(1.0, {s} / max(1, {T}))", _MUL,
+        choices=(("c", (0.1, 0.01)),), local=(("w", "decay"),),
+    ),
+    Term(
+        "invsqrt", "schedule", "result", "{w} = 1 / math.sqrt(1 + {s} / max(1.0, {c} * {T}))", _MUL,
+        choices=(("c", (0.01, 0.05)),), local=(("w", "inv_sqrt"),),
+    ),
+    Term(
+        "cooldown", "schedule", "result", "{w} = max(0.0, min(1.0, ({T} - {s}) / max(1, int({c} * {T}))))",
+        _MUL, choices=(("c", (0.1, 0.2, 0.3)),), local=(("w", "cool"),),
+    ),
+    Term("floor", "schedule", "result", combine="{c} + (1 - {c}) * ({e})", choices=(("c", (0.01, 0.1)),)),
+)
+
+TERMS = {"optimizer": OPTIMIZER_TERMS, "loss": LOSS_TERMS, "schedule": SCHEDULE_TERMS}
+
+# Placeholder names of each kind's main-function parameters, by position.
+_SLOTS = {"optimizer": ("g", "param", "state", "step", "hp"), "loss": ("z", "t"), "schedule": ("s", "T")}
+
+
+def insert_term(tree: ast.Module, kind: str, rng: random.Random) -> tuple[str, str] | None:
+    """Insert one term of the grammar into `tree` (in place); (description, tag) or None."""
+    fn = functions(tree).get(MAIN_FUNCTION[kind])
+    if fn is None:
+        return None
+    terms = list(TERMS[kind])
+    rng.shuffle(terms)
+    for term in terms:
+        done = _try_term(tree, fn, kind, term, rng)
+        if done is not None:
+            return done, term.tag
+    return None
+
+
+def _try_term(tree: ast.Module, fn: ast.FunctionDef, kind: str, term: Term, rng: random.Random) -> str | None:
+    names = dict(zip(_SLOTS[kind], (a.arg for a in fn.args.args), strict=True))
+    ends = returns(fn)
+    if not ends or (kind == "optimizer" and not all(_is_pair(r) for r in ends)):
+        return None
+    at, where = body_start(fn), f"{fn.name}"
+    if term.role == "tensor":
+        site = _pick_site(tree, fn, kind, term, rng)
+        if site is None:
+            return None
+        at, names["x"], other = site
+        names["y"] = other or ""
+        where = f"{names['x']} in {fn.name}"
+    taken = all_names(tree)
+    names.update({ph: fresh(base, taken) for ph, base in term.local})
+    names.update({ph: repr(rng.choice(values)) for ph, values in term.choices})
+    hp_taken, key_taken = hparam_keys(tree), string_constants(tree)
+    new_hp = {fresh(base, hp_taken): rng.choice(values) for _, base, values in term.hparams}
+    names.update({ph: repr(key) for (ph, _, _), key in zip(term.hparams, new_hp, strict=True)})
+    new_state = {fresh(base, key_taken): names[holder] for _, base, holder in term.state}
+    names.update({ph: repr(key) for (ph, _, _), key in zip(term.state, new_state, strict=True)})
+    if new_state and "init" not in functions(tree):
+        return None
+    fn.body[at:at] = parse_statements(term.text.format(**names)) if term.text else []
+    for ret in ends:
+        _combine(ret, term.combine, names, kind)
+    for key, value in new_hp.items():
+        add_hparam(tree, key, value)
+    for key, holder in new_state.items():
+        _add_state(tree, fn, key, holder)
+    extras = [f"{k}={v:g}" for k, v in new_hp.items()] + [f"state {k!r}" for k in new_state]
+    return f"insert {term.tag} on {where}" + (f" (new {', '.join(extras)})" if extras else "")
+
+
+def _is_pair(ret: ast.Return) -> bool:
+    return isinstance(ret.value, ast.Tuple) and len(ret.value.elts) == 2
+
+
+def _combine(ret: ast.Return, combine: str, names: dict[str, str], kind: str) -> None:
+    if not combine or combine == "{e}":
+        return
+    assert ret.value is not None  # _try_term checked that every return returns something
+    if kind == "optimizer":  # rewrite the delta, the first element of (delta, new_state)
+        elts = ret.value.elts  # type: ignore[attr-defined]
+        elts[0] = parse_expr(combine.format(e=ast.unparse(elts[0]), **names))
+    else:
+        ret.value = parse_expr(combine.format(e=ast.unparse(ret.value), **names))
+
+
+def _add_state(tree: ast.Module, update: ast.FunctionDef, key: str, holder: str) -> None:
+    """Track `holder` as state `key`: returned by update, initialised to zeros by init."""
+    for ret in returns(update):
+        elts = ret.value.elts  # type: ignore[union-attr]
+        elts[1] = add_dict_entry(elts[1], key, ast.Name(holder, ast.Load()))
+    init = functions(tree)["init"]
+    zeros = f"torch.zeros_like({init.args.args[0].arg})"
+    for ret in returns(init):
+        if ret.value is not None:
+            ret.value = add_dict_entry(ret.value, key, parse_expr(zeros))
+
+
+def _pick_site(
+    tree: ast.Module, fn: ast.FunctionDef, kind: str, term: Term, rng: random.Random
+) -> tuple[int, str, str | None] | None:
+    """Where a tensor term goes: right after a tensor variable is computed (or at the start, for
+    the gradient), never on the returned delta, and only before any return so new state is bound
+    wherever the function returns. (index, variable, another tensor in scope or None)."""
+    scope = function_scope(tree, fn, kind)
+    deltas = {r.value.elts[0].id for r in returns(fn) if _is_pair(r) and isinstance(r.value.elts[0], ast.Name)}  # type: ignore[union-attr]
+    first = fn.args.args[0].arg
+    sites: list[tuple[int, str]] = []
+    if scope.env.get(first) == TENSOR:
+        sites.append((body_start(fn), first))
+    for i, stmt in enumerate(fn.body):
+        if any(isinstance(s, ast.Return) for s in statements([stmt])):
+            break
+        target = _assigned_name(stmt)
+        if target and scope.env.get(target) == TENSOR and target not in deltas and _used(fn.body[i + 1 :], target):
+            sites.append((i + 1, target))
+    rng.shuffle(sites)
+    for at, var in sites:
+        before = [first] + [n for s in fn.body[:at] if (n := _assigned_name(s))]
+        others = sorted({n for n in before if n != var and scope.env.get(n) == TENSOR})
+        if not term.needs_other:
+            return at, var, None
+        if others:
+            return at, var, rng.choice(others)
+    return None
+
+
+def _assigned_name(stmt: ast.stmt) -> str | None:
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        return stmt.targets[0].id
+    return None
+
+
+def _used(body: list[ast.stmt], name: str) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == name for s in body for n in ast.walk(s))

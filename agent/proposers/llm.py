@@ -1,0 +1,139 @@
+"""The `llm` proposer: prompt a language model, parse its reply, check the contract, repair once.
+
+One proposal is at most two logical LLM calls: the request, and, when the reply cannot be parsed,
+its SEARCH/REPLACE edits do not apply, or its code breaks the contract, one repair round that sends
+the errors back and asks for the complete module. Each logical call retries transient failures
+itself (agent/llm/retry.py). Everything spent is recorded: a success carries its LLMCalls, a
+failure raises ProposalFailed carrying them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from optforge.tasks.contracts import check_source, source_hash
+
+from ..config import LLMConfig, resolve_llm_config
+from ..llm.client import ChatClient, Message
+from ..llm.factory import make_chat_client
+from ..llm.prompting import Mode, build_messages, repair_message, transcript
+from ..llm.replies import DiffError, ReplyError, apply_diff, parse_reply
+from ..llm.retry import ChatRequest, LLMCallFailed, RetryPolicy, chat
+from .base import LLMCall, Proposal, ProposalFailed, ProposalRequest
+
+
+class ContractViolation(ReplyError):
+    """Parsed code that fails the candidate contract; one error line per problem."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class LLMProposer:
+    def __init__(
+        self,
+        client: ChatClient,
+        config: LLMConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not config.model:
+            raise ValueError("LLMConfig.model is unset: pass resolve_llm_config(config) instead")
+        self.client = client
+        self.config = config
+        self.model = config.model
+        self.name = f"llm:{config.model}"
+        self._policy = RetryPolicy.from_config(config)
+        self._sleep = sleep  # injected so tests do not wait out real backoffs
+
+    def propose(self, request: ProposalRequest, rng: random.Random) -> Proposal:
+        mode = choose_mode(request, self.config.diff_probability, rng)
+        messages = list(build_messages(request, mode, self.config.history_size))
+        calls: list[LLMCall] = []
+        reply = self._ask(messages, calls)
+        try:
+            return self._proposal(request, messages, reply, calls)
+        except ReplyError as exc:
+            first = exc
+        messages += [
+            Message("assistant", reply),
+            repair_message(_error_lines(first), diff_failed=isinstance(first, DiffError)),
+        ]
+        reply = self._ask(messages, calls)
+        try:
+            return self._proposal(request, messages, reply, calls)
+        except ReplyError as exc:
+            raise ProposalFailed(
+                f"unusable reply after a repair round: {exc} (first reply: {first})", tuple(calls)
+            ) from None
+
+    def _ask(self, messages: Sequence[Message], calls: list[LLMCall]) -> str:
+        request = ChatRequest(
+            messages=tuple(messages),
+            model=self.model,
+            temperature=self.config.temperature,
+            max_tokens=self.config.max_tokens,
+            timeout=self.config.timeout_s,
+        )
+        try:
+            reply, call = chat(self.client, request, self._policy, sleep=self._sleep)
+        except LLMCallFailed as exc:
+            calls.append(exc.call)
+            raise ProposalFailed(f"LLM call failed: {exc.call.error}", tuple(calls)) from None
+        calls.append(call)
+        return reply.text
+
+    def _proposal(
+        self,
+        request: ProposalRequest,
+        messages: Sequence[Message],
+        reply: str,
+        calls: list[LLMCall],
+    ) -> Proposal:
+        """The Proposal in `reply`, or ReplyError (DiffError, ContractViolation) saying why not."""
+        parsed = parse_reply(reply)
+        if parsed.code is not None:
+            source = parsed.code
+        elif parsed.diff is not None and request.parents:
+            source = apply_diff(request.parents[0].source, parsed.diff)
+        else:
+            raise ReplyError(
+                'the reply has edits but there is no parent to apply them to: send "code"'
+            )
+        source = source.strip("\n") + "\n"
+        errors = check_source(source, request.kind)
+        if errors:
+            raise ContractViolation(errors)
+        return Proposal(
+            source=source,
+            name=parsed.name or f"{request.kind}_{source_hash(source)[:8]}",
+            proposer=self.name,
+            parent_ids=tuple(p.id for p in request.parents),
+            thought=parsed.thought,
+            prompt=transcript(messages),
+            reply=reply,
+            llm_calls=tuple(calls),
+        )
+
+
+def choose_mode(request: ProposalRequest, diff_probability: float, rng: random.Random) -> Mode:
+    """Diff mode edits exactly one parent; a crossover (or no parent) is always a rewrite.
+
+    One draw from `rng` every time, so the stream does not depend on the number of parents.
+    """
+    draw = rng.random()
+    return "diff" if len(request.parents) == 1 and draw < diff_probability else "rewrite"
+
+
+def build_llm_proposer(config: LLMConfig) -> LLMProposer:
+    """The proposer as configured: model and base URL resolved from the environment where unset,
+    the backend built, requests bounded to `max_concurrency` in flight."""
+    resolved = resolve_llm_config(config)
+    return LLMProposer(make_chat_client(resolved), resolved)
+
+
+def _error_lines(error: ReplyError) -> list[str]:
+    return error.errors if isinstance(error, ContractViolation) else [str(error)]

@@ -1,0 +1,144 @@
+"""Fixed candidates, requests and model replies shared by the LLM tests."""
+
+from __future__ import annotations
+
+import json
+
+from optforge.agent.proposers.base import ParentInfo, ProposalRequest, TaskFeedback
+
+PARENT_SOURCE = """import torch
+
+HPARAMS = {"lr": 0.0003, "beta": 0.9}
+
+
+def init(param):
+    return {"m": torch.zeros_like(param)}
+
+
+def update(grad, param, state, step, hp):
+    m = hp["beta"] * state["m"] + (1 - hp["beta"]) * grad
+    return -hp["lr"] * torch.sign(m), {"m": m}
+"""
+
+GOOD_SOURCE = """import torch
+
+HPARAMS = {"lr": 0.0003, "beta": 0.9}
+
+
+def init(param):
+    return {"m": torch.zeros_like(param)}
+
+
+def update(grad, param, state, step, hp):
+    # tanh instead of sign: small momenta take small steps
+    m = hp["beta"] * state["m"] + (1 - hp["beta"]) * grad
+    return -hp["lr"] * torch.tanh(m / (m.abs().mean() + 1e-12)), {"m": m}
+"""
+
+# Breaks the contract: an import outside the allow-list.
+BROKEN_SOURCE = GOOD_SOURCE.replace("import torch\n", "import os\nimport torch\n", 1)
+
+OTHER_PARENT_SOURCE = """import torch
+
+HPARAMS = {"lr": 0.01, "momentum": 0.9}
+
+
+def init(param):
+    return {"buf": torch.zeros_like(param)}
+
+
+def update(grad, param, state, step, hp):
+    buf = hp["momentum"] * state["buf"] + grad
+    return -hp["lr"] * buf, {"buf": buf}
+"""
+
+LOSS_SOURCE = """import torch.nn.functional as F
+
+
+def loss(logits, targets):
+    return F.cross_entropy(logits, targets)
+"""
+
+SCHEDULE_SOURCE = """def schedule(step, total_steps):
+    return 1.0 - step / total_steps
+"""
+
+TIER2_TASKS = ("char_transformer", "mlp_digits_wide", "teacher_student_long")
+
+
+def json_reply(
+    code: str, *, name: str = "tanh_momentum", thought: str = "Use tanh for small steps."
+) -> str:
+    """A model reply in the requested format, with some prose and fences around it as models do."""
+    body = json.dumps({"thought": thought, "name": name, "code": code}, indent=2)
+    return f"Here is my proposal.\n\n```json\n{body}\n```\n"
+
+
+def diff_reply(search: str, replace: str, *, name: str = "tanh_momentum") -> str:
+    diff = f"<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE"
+    return json.dumps({"thought": "Swap sign for tanh.", "name": name, "diff": diff})
+
+
+def feedback(tier2: bool = False) -> tuple[TaskFeedback, ...]:
+    items = (
+        TaskFeedback(
+            "mlp_digits",
+            "ok",
+            0.81,
+            curve=(2.31, 1.2, 0.61, 0.4),
+            reference_curve=(2.31, 0.9, 0.5, 0.35),
+        ),
+        TaskFeedback("logreg_cancer", "ok", 1.42),
+        TaskFeedback("illcond_quadratic", "ok", 1.0),
+        TaskFeedback(
+            "deep_tanh_digits",
+            "diverged",
+            None,
+            error="training loss became non-finite at step 40 (lr 0.0048)",
+        ),
+        TaskFeedback("teacher_student", "timeout", None),
+    )
+    if tier2:  # what a selection bug upstream could put here: the prompt must drop it
+        items += tuple(
+            TaskFeedback(name, "ok", 3.5, curve=(1.0, 0.5), reference_curve=(1.0, 0.7))
+            for name in TIER2_TASKS
+        )
+    return items
+
+
+def parent(
+    source: str = PARENT_SOURCE, *, tier2: bool = False, name: str = "sign_momentum"
+) -> ParentInfo:
+    return ParentInfo("p" * 64, name, source, 1.12, "ok", feedback(tier2))
+
+
+def history() -> tuple[ParentInfo, ...]:
+    return (
+        ParentInfo("h1" * 32, "best_so_far", GOOD_SOURCE, 1.31, "ok"),
+        ParentInfo("h2" * 32, "plain_momentum", OTHER_PARENT_SOURCE, 0.64, "ok"),
+        ParentInfo("h3" * 32, "broken_syntax", "def update(:\n", None, "invalid"),
+        ParentInfo("h4" * 32, "diverges", PARENT_SOURCE.replace("0.0003", "3.0"), None, "diverged"),
+    )
+
+
+def optimizer_request(*, parents: int = 1, tier2: bool = False) -> ProposalRequest:
+    chosen = (parent(tier2=tier2), parent(OTHER_PARENT_SOURCE, tier2=tier2, name="heavy_ball"))[
+        :parents
+    ]
+    inspiration = ParentInfo("i" * 64, "heavy_ball_elite", OTHER_PARENT_SOURCE, 0.97, "ok")
+    return ProposalRequest("optimizer", chosen, inspirations=(inspiration,), history=history())
+
+
+def loss_request(*, tier2: bool = False) -> ProposalRequest:
+    fb = tuple(
+        f for f in feedback(tier2) if f.task != "illcond_quadratic" and f.task != "teacher_student"
+    )
+    p = ParentInfo("l" * 64, "plain_ce", LOSS_SOURCE, 1.0, "ok", fb)
+    return ProposalRequest(
+        "loss", (p,), history=(ParentInfo("lh" * 32, "plain_ce", LOSS_SOURCE, 1.0, "ok"),)
+    )
+
+
+def schedule_request(*, tier2: bool = False) -> ProposalRequest:
+    p = ParentInfo("s" * 64, "linear", SCHEDULE_SOURCE, 1.05, "ok", feedback(tier2))
+    return ProposalRequest("schedule", (p,))

@@ -1,0 +1,120 @@
+"""Prompts: golden files, held-out tasks never shown, templates complete.
+
+Golden files live in tests/agent/llm/golden/. After an intended change to a template, a baseline
+or the prompt builder, regenerate them and review the diff:
+
+    OPTFORGE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/agent/llm/test_prompts.py
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+
+import pytest
+
+from optforge.agent.llm.prompting import build_messages, code_excerpt, repair_message, transcript
+from optforge.agent.prompts import template
+from optforge.tasks.contracts import KINDS
+from optforge.tasks.proxy import tasks_for
+
+from .samples import (
+    GOOD_SOURCE,
+    TIER2_TASKS,
+    loss_request,
+    optimizer_request,
+    schedule_request,
+)
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+UPDATE = os.environ.get("OPTFORGE_UPDATE_GOLDEN") == "1"
+HISTORY_SIZE = 12
+
+CASES = {
+    "optimizer_rewrite": lambda: build_messages(optimizer_request(), "rewrite", HISTORY_SIZE),
+    "optimizer_diff": lambda: build_messages(optimizer_request(), "diff", HISTORY_SIZE),
+    "optimizer_crossover": lambda: build_messages(
+        optimizer_request(parents=2), "rewrite", HISTORY_SIZE
+    ),
+    "loss_rewrite": lambda: build_messages(loss_request(), "rewrite", HISTORY_SIZE),
+    "schedule_rewrite": lambda: build_messages(schedule_request(), "rewrite", HISTORY_SIZE),
+    "repair_contract": lambda: (
+        repair_message(
+            ["line 1: import of 'os' is not allowed; use only math, torch"], diff_failed=False
+        ),
+    ),
+    "repair_diff": lambda: (
+        repair_message(
+            ["block 1: the SEARCH text does not occur in the parent's code"], diff_failed=True
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_prompt_matches_its_golden_file(case):
+    text = transcript(CASES[case]()) + "\n"
+    path = GOLDEN / f"{case}.txt"
+    if UPDATE:
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), (
+        f"no golden file {path.name}: run with OPTFORGE_UPDATE_GOLDEN=1 to create it"
+    )
+    assert text == path.read_text(encoding="utf-8"), (
+        f"prompt {case} changed; if intended, regenerate with OPTFORGE_UPDATE_GOLDEN=1 and review the diff"
+    )
+
+
+@pytest.mark.parametrize("mode", ["rewrite", "diff"])
+@pytest.mark.parametrize("make", [optimizer_request, loss_request, schedule_request])
+def test_held_out_tasks_never_appear_in_a_prompt(make, mode):
+    request = make(tier2=True)  # feedback on tier-2 tasks slipped into the request
+    text = transcript(build_messages(request, mode, HISTORY_SIZE))
+    held_out = set(TIER2_TASKS) | {t.name for t in tasks_for(2, request.kind)}
+    assert [name for name in held_out if name in text] == []
+    assert "3.50" not in text  # nor their scores
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_system_prompt_lists_exactly_the_screen_tasks(kind):
+    request = {"optimizer": optimizer_request, "loss": loss_request, "schedule": schedule_request}[
+        kind
+    ]()
+    system = build_messages(request, "rewrite", HISTORY_SIZE)[0].content
+    listed = re.findall(r"^- (\w+): ", system, flags=re.M)
+    assert listed == [t.name for t in tasks_for(1, kind)]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_placeholder_is_filled(case):
+    text = transcript(CASES[case]())
+    assert re.search(r"\$\{?[A-Za-z_]", text) is None
+
+
+def test_history_is_shown_lowest_score_first_and_capped():
+    text = build_messages(optimizer_request(), "rewrite", 2)[1].content
+    names = re.findall(r"^## (\w+): score", text.split("# The parent")[0], flags=re.M)
+    assert names == ["plain_momentum", "best_so_far"]  # the two best, ascending (OPRO's order)
+
+
+def test_history_excerpt_keeps_the_core_of_the_code():
+    excerpt = code_excerpt(GOOD_SOURCE, "optimizer")
+    assert excerpt.splitlines() == [
+        'HPARAMS = {"lr": 0.0003, "beta": 0.9}',
+        "def update(grad, param, state, step, hp):",
+        '    m = hp["beta"] * state["m"] + (1 - hp["beta"]) * grad',
+        '    return -hp["lr"] * torch.tanh(m / (m.abs().mean() + 1e-12)), {"m": m}',
+    ]
+
+
+def test_diff_mode_needs_exactly_one_parent():
+    with pytest.raises(ValueError, match="diff mode edits one parent"):
+        build_messages(optimizer_request(parents=2), "diff", HISTORY_SIZE)
+
+
+def test_every_kind_has_a_system_and_a_user_template():
+    for kind in KINDS:
+        assert template(f"{kind}_system").template and template(f"{kind}_user").template
+    with pytest.raises(ValueError, match="no prompt template 'nope'"):
+        template("nope")

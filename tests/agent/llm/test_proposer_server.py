@@ -1,0 +1,216 @@
+"""The llm proposer end to end: a real HTTP server on 127.0.0.1, driven through both backends."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pytest
+
+from optforge.agent.proposers.base import ProposalFailed
+from optforge.tasks.contracts import check_source
+
+from .chat_server import api_error, completion, raw, stall
+from .conftest import FAKE_KEY, TIMEOUT_S, model_for
+from .samples import (
+    BROKEN_SOURCE,
+    GOOD_SOURCE,
+    PARENT_SOURCE,
+    diff_reply,
+    json_reply,
+    optimizer_request,
+)
+
+RNG_SEED = 0
+
+
+def propose(proposer, **request_args):
+    return proposer.propose(optimizer_request(**request_args), random.Random(RNG_SEED))
+
+
+def test_good_reply_gives_a_valid_proposal_with_its_provenance(make_proposer, chat_server, backend):
+    chat_server.enqueue(completion(json_reply(GOOD_SOURCE)))
+    proposal = propose(make_proposer())
+
+    assert check_source(proposal.source, "optimizer") == []
+    assert proposal.source == GOOD_SOURCE
+    assert proposal.name == "tanh_momentum"
+    assert proposal.thought == "Use tanh for small steps."
+    assert proposal.proposer == f"llm:{model_for(backend)}"
+    assert proposal.parent_ids == ("p" * 64,)
+    assert proposal.prompt.startswith("[system]\n") and "[user]\n" in proposal.prompt
+    assert proposal.reply == json_reply(GOOD_SOURCE)
+    (call,) = proposal.llm_calls
+    assert (call.tokens_in, call.tokens_out, call.error) == (120, 80, None)
+    assert call.cost_usd is None  # "fake-model" has no price
+    (sent,) = chat_server.requests
+    assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+    assert sent["model"] == "fake-model"
+    assert sent["max_tokens"] == 4096 and sent["temperature"] == 0.8
+
+
+def test_cost_is_priced_for_a_known_model(make_proposer, chat_server, backend):
+    chat_server.enqueue(
+        completion(json_reply(GOOD_SOURCE), tokens_in=1_000_000, tokens_out=1_000_000)
+    )
+    proposal = propose(make_proposer(model=model_for(backend, "gpt-4o-mini")))
+    # gpt-4o-mini: $0.15 in + $0.60 out per million tokens (our table and litellm's agree).
+    assert proposal.llm_calls[0].cost_usd == pytest.approx(0.75)
+
+
+def test_reply_that_breaks_the_contract_gets_one_repair_round(make_proposer, chat_server):
+    chat_server.enqueue(completion(json_reply(BROKEN_SOURCE)), completion(json_reply(GOOD_SOURCE)))
+    proposal = propose(make_proposer())
+
+    assert proposal.source == GOOD_SOURCE
+    assert len(proposal.llm_calls) == 2
+    repair = chat_server.requests[1]["messages"]
+    assert [m["role"] for m in repair] == ["system", "user", "assistant", "user"]
+    assert repair[2]["content"] == json_reply(BROKEN_SOURCE)
+    assert "import of 'os' is not allowed" in repair[3]["content"]
+    assert "[assistant]" in proposal.prompt  # the recorded prompt is the whole conversation
+
+
+def test_reply_broken_twice_fails_carrying_both_calls(make_proposer, chat_server):
+    chat_server.enqueue(
+        completion(json_reply(BROKEN_SOURCE)), completion(json_reply(BROKEN_SOURCE))
+    )
+    with pytest.raises(ProposalFailed, match="import of 'os' is not allowed") as failed:
+        propose(make_proposer())
+    assert len(failed.value.llm_calls) == 2
+    assert all(call.error is None for call in failed.value.llm_calls)  # the calls themselves worked
+    assert len(chat_server.requests) == 2  # exactly one repair round
+
+
+def test_prose_without_code_gets_a_repair_round(make_proposer, chat_server):
+    chat_server.enqueue(
+        completion("I would add momentum to the sign update."), completion(json_reply(GOOD_SOURCE))
+    )
+    proposal = propose(make_proposer())
+    assert proposal.source == GOOD_SOURCE
+    assert "found neither a JSON object" in chat_server.requests[1]["messages"][3]["content"]
+
+
+def test_truncated_reply_is_repaired_with_a_request_to_be_shorter(make_proposer, chat_server):
+    cut = json_reply(GOOD_SOURCE)[:200]
+    chat_server.enqueue(completion(cut), completion(json_reply(GOOD_SOURCE)))
+    proposal = propose(make_proposer())
+    assert proposal.source == GOOD_SOURCE
+    assert "cut off" in chat_server.requests[1]["messages"][3]["content"]
+
+
+def test_rate_limit_is_retried_and_the_call_recorded(make_proposer, chat_server):
+    chat_server.enqueue(
+        api_error(429, "rate limit reached", headers={"Retry-After": "1"}),
+        completion(json_reply(GOOD_SOURCE)),
+    )
+    proposal = propose(make_proposer())
+    assert proposal.source == GOOD_SOURCE
+    assert len(chat_server.requests) == 2
+    (call,) = proposal.llm_calls  # one logical call, two attempts
+    assert call.error is None and call.tokens_out == 80
+
+
+def test_persistent_server_errors_fail_with_every_attempt_recorded(make_proposer, chat_server):
+    chat_server.enqueue(*[api_error(500, "upstream exploded")] * 3)
+    with pytest.raises(ProposalFailed) as failed:
+        propose(make_proposer())
+    assert len(chat_server.requests) == 3  # max_attempts, and no hidden SDK retries on top
+    (call,) = failed.value.llm_calls
+    assert "HTTP 500" in call.error and "upstream exploded" in call.error
+    assert (
+        "3 attempts: InternalServerError 500, InternalServerError 500, InternalServerError 500"
+        in call.error
+    )
+    assert (call.tokens_in, call.tokens_out, call.cost_usd) == (0, 0, None)
+
+
+def test_stalled_request_times_out_and_is_retried(make_proposer, chat_server):
+    chat_server.enqueue(stall(TIMEOUT_S * 5), completion(json_reply(GOOD_SOURCE)))
+    proposal = propose(make_proposer())
+    assert proposal.source == GOOD_SOURCE
+    assert len(chat_server.requests) == 2
+    assert proposal.llm_calls[0].latency_s >= TIMEOUT_S  # the wait on the stalled attempt counts
+
+
+def test_client_errors_other_than_429_are_not_retried(make_proposer, chat_server):
+    chat_server.enqueue(api_error(400, "max_tokens is too large"))
+    with pytest.raises(ProposalFailed, match="max_tokens is too large") as failed:
+        propose(make_proposer())
+    assert len(chat_server.requests) == 1
+    assert "[not retried]" in failed.value.llm_calls[0].error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"id": "chatcmpl-1", "choices": [{"message": {"content": "trunc', b'{"id": "no-choices"}'],
+    ids=["truncated_json", "no_choices"],
+)
+def test_malformed_body_is_retried_like_a_server_error(make_proposer, chat_server, body):
+    # Our choice: a 200 whose body is not a chat completion is a server fault, usually transient
+    # (a proxy cut the body): retried like a 5xx; a server that keeps doing it fails the proposal.
+    chat_server.enqueue(raw(body), completion(json_reply(GOOD_SOURCE)))
+    assert propose(make_proposer()).source == GOOD_SOURCE
+
+    chat_server.enqueue(*[raw(body)] * 3)
+    with pytest.raises(ProposalFailed, match="3 attempts"):
+        propose(make_proposer())
+
+
+def test_non_json_body_fails_after_the_attempts(make_proposer, chat_server):
+    chat_server.enqueue(*[raw(b"<html>502 Bad Gateway</html>", content_type="text/html")] * 3)
+    with pytest.raises(ProposalFailed, match="3 attempts") as failed:
+        propose(make_proposer())
+    assert len(failed.value.llm_calls) == 1
+    assert len(chat_server.requests) == 3
+
+
+def test_diff_reply_is_applied_to_the_parent(make_proposer, chat_server):
+    search = '    return -hp["lr"] * torch.sign(m), {"m": m}'
+    replace = '    return -hp["lr"] * torch.tanh(m / (m.abs().mean() + 1e-12)), {"m": m}'
+    chat_server.enqueue(completion(diff_reply(search, replace)))
+    proposal = propose(make_proposer(diff_probability=1.0))
+    assert proposal.source == PARENT_SOURCE.replace(search, replace)
+    assert "SEARCH/REPLACE" in chat_server.requests[0]["messages"][1]["content"]
+
+
+def test_diff_that_does_not_apply_falls_back_to_a_full_rewrite(make_proposer, chat_server):
+    chat_server.enqueue(
+        completion(diff_reply("    return grad, state", "    return -grad, state")),
+        completion(json_reply(GOOD_SOURCE)),
+    )
+    proposal = propose(make_proposer(diff_probability=1.0))
+    assert proposal.source == GOOD_SOURCE
+    follow_up = chat_server.requests[1]["messages"][3]["content"]
+    assert "could not be applied" in follow_up and '"code"' in follow_up
+
+
+def test_api_key_is_sent_but_never_recorded_logged_or_raised(
+    make_proposer, chat_server, caplog, capfd
+):
+    caplog.set_level(logging.DEBUG)
+    chat_server.enqueue(
+        api_error(500, f"echoing your key {FAKE_KEY}"),  # a careless server echoes the key
+        api_error(401, f"Incorrect API key provided: {FAKE_KEY}"),
+        completion(json_reply(BROKEN_SOURCE)),
+        completion(json_reply(GOOD_SOURCE)),
+    )
+    proposer = make_proposer()
+    with pytest.raises(ProposalFailed) as failed:
+        propose(proposer)
+    proposal = propose(proposer)
+
+    assert chat_server.authorizations[0] == f"Bearer {FAKE_KEY}"  # the key was really used
+    out, err = capfd.readouterr()
+    exposed = [
+        str(failed.value),
+        repr(failed.value.llm_calls),
+        repr(proposal),
+        repr(proposer.client),
+        proposer.config.model_dump_json(),
+        caplog.text,
+        out,
+        err,
+    ]
+    assert "Incorrect API key provided" in str(failed.value)
+    assert not [text for text in exposed if FAKE_KEY in text]
