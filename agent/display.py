@@ -58,8 +58,8 @@ def print_evaluation(path: pathlib.Path, ev: Evaluation) -> None:
         console.print(table)
     if ev.status == "ok" and ev.score is not None:
         console.print(
-            f"aggregate score {ev.score:.3f} {_ci(ev.score_ci)} (geometric mean of speed-ups over tuned AdamW;"
-            f" 1.0 = as good as AdamW)  [{ev.seconds:.1f} s]"
+            f"aggregate score {ev.score:.3f} {_ci(ev.score_ci)} (geometric mean over tasks of tuned AdamW's held-out"
+            f" metric / the candidate's; 1.0 = as good as AdamW, higher is better)  [{ev.seconds:.1f} s]"
         )
     elif ev.status == "ok":
         console.print(f"passed tier 0 (batch-safe: {ev.batch_safe}, fingerprint {ev.fingerprint})")

@@ -113,7 +113,7 @@ def _score(
     if ref_best is None:
         error = "the AdamW reference failed at every learning rate: " + str(ref.statuses[0][1])
         return TaskResult(task.name, "sandbox_error", outcome.metric, error=error, seconds=seconds), None
-    s = score_task(outcome.curves[best], ref.curves[ref_best], task.checkpoint_steps())
+    s = score_task(outcome.curves[best], ref.curves[ref_best])
     result = TaskResult(
         task.name, "ok", outcome.metric, score=s.score, score_ci=s.score_ci, final=s.final,
         final_ci=s.final_ci, reference_final=s.reference_final, paired_diff_ci=s.paired_diff_ci,

@@ -54,7 +54,7 @@ def main() -> None:
         sets = [adamw_sweeps(runner, list(range(k * args.seeds, (k + 1) * args.seeds))) for k in range(args.sets)]
     aggregates = []
     for k in range(1, args.sets):
-        scores = [score_task(best_curve(sets[k][t.name]), best_curve(sets[0][t.name]), t.checkpoint_steps()) for t in tasks]
+        scores = [score_task(best_curve(sets[k][t.name]), best_curve(sets[0][t.name])) for t in tasks]
         agg, ci = aggregate(scores)
         aggregates.append(agg)
         per_task = ", ".join(f"{t.name} {s.score:.3f}" for t, s in zip(tasks, scores, strict=True))

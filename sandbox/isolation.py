@@ -59,8 +59,8 @@ def choose_isolation(requested: str, allow_unisolated: bool) -> Isolation:
     if requested == "auto" and allow_unisolated:
         return "none"
     raise SandboxUnavailable(
-        f"{problem}: install bubblewrap (apt-get install bubblewrap) or pass allow_unisolated=True "
-        "to run candidates without network/filesystem isolation")
+        f"{problem}: install bubblewrap (apt-get install bubblewrap), or accept running candidates "
+        "without network/filesystem isolation (CLI: --allow-unisolated; API: allow_unisolated=True)")
 
 
 def warn_unisolated(stacklevel: int = 2) -> None:

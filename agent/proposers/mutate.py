@@ -399,17 +399,19 @@ def blend_updates(a: ast.Module, b: ast.Module, kind: str, rng: random.Random, b
     a_hp, b_hp = g.hparams_dict(a), g.hparams_dict(b)
     if ra is None or rb is None or sa is None or sb is None or a_hp is None or b_hp is None:
         return None
-    # b's new state must be a literal: `return delta, state` would hand a's old values back.
-    if not isinstance(rb.elts[1], ast.Dict):
+    # b's new state must be a plain literal: `return delta, state` (or `{**state, ...}`) would
+    # hand a's old values back over a's new ones.
+    if not isinstance(rb.elts[1], ast.Dict) or None in rb.elts[1].keys:
         return None
-    _adopt_params(a, ua, ub)
+    names = _adopt_params(a, ua, ub)
     state, hp = ua.args.args[2].arg, ua.args.args[4].arg
-    taken = set(sa) | set(_lookups(ua, state) or ())
+    returned = ra.elts[1]
+    taken = set(sa) | set(_lookups(ua, state) or ()) | set(_keys(returned) if isinstance(returned, ast.Dict) else ())
     keys = {k: g.fresh(k, taken) for k in list(sb) if k in taken}
-    _rename_lookups(ub, state, keys)
+    _rename_lookups(ub, names[2], keys)
     for literal in (rb.elts[1], ib.body[-1].value):  # type: ignore[attr-defined]
         literal.keys = [ast.Constant(keys.get(k.value, k.value)) for k in literal.keys]  # type: ignore[union-attr]
-    _rename_lookups(ub, hp, _adopt_hparams(a_hp, b_hp))
+    _rename_lookups(ub, names[4], _adopt_hparams(a_hp, b_hp))
     w = g.fresh("blend", set(_keys(a_hp)))
     g.add_hparam(a, w, rng.choice((0.25, 0.5, 0.75)))
     da, db = ast.unparse(ra.elts[0]), ast.unparse(rb.elts[0])
@@ -527,14 +529,30 @@ def _rename_lookups(fn: ast.FunctionDef, name: str, mapping: dict[str, str]) -> 
                 const.value = mapping[key]  # type: ignore[union-attr]
 
 
-def _adopt_params(a: ast.Module, ua: ast.FunctionDef, ub: ast.FunctionDef) -> None:
-    """Give `ub` the parameter names of `ua` and rename its locals that would clash with `a`."""
-    mapping = {pb.arg: pa.arg for pb, pa in zip(ub.args.args, ua.args.args, strict=True)}
-    ours = g.all_names(ua) | set(_bindings(a)) | set(mapping.values())
+def _adopt_params(a: ast.Module, ua: ast.FunctionDef, ub: ast.FunctionDef) -> list[str]:
+    """Give `ub` the parameter names of `ua` and rename its locals that would clash with `a`.
+
+    A parameter that either update reassigns (`grad = ...`) reaches b through a copy taken at the
+    start of the blended update, so neither program sees the other's rewrite of it. Returns the
+    names b's body now uses for its parameters, in order."""
+    params = {pb.arg: pa.arg for pb, pa in zip(ub.args.args, ua.args.args, strict=True)}
+    ours = g.all_names(ua) | set(_bindings(a)) | set(params.values())
     taken = g.all_names(a) | g.all_names(ub)
-    stored = {n.id for n in ast.walk(ub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    mapping.update({n: g.fresh(n, taken) for n in sorted(stored) if n in ours})
+    stored_a, stored_b = (_stored(fn) for fn in (ua, ub))
+    mapping, copies = dict(params), []
+    for pb, pa in params.items():
+        if pb in stored_b or pa in stored_a:
+            mapping[pb] = g.fresh(pa, taken)
+            copies += g.parse_statements(f"{mapping[pb]} = {pa}")
+    mapping.update({n: g.fresh(n, taken) for n in sorted(stored_b - set(params)) if n in ours})
     g.rename(ub, mapping)
+    at = g.body_start(ua)
+    ua.body[at:at] = copies
+    return [mapping[p] for p in params]
+
+
+def _stored(fn: ast.FunctionDef) -> set[str]:
+    return {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
 def _bindings(tree: ast.Module) -> dict[str, ast.stmt]:
@@ -568,13 +586,63 @@ def _merge_module(a: ast.Module, b: ast.Module, skip: set[str]) -> None:
     a.body += [s for s in new_defs if isinstance(s, ast.FunctionDef)]
 
 
+# ------------------------------------------------------------------------------ simplification
+
+
+def simplify(tree: ast.Module, kind: str) -> None:
+    """Remove what cannot matter, as the Lion search does before deduplicating: assignments
+    nothing reads and, for optimizers, state entries and hyperparameters the update never reads.
+    Keeps lineages from bloating and the state-memory descriptor honest."""
+    for fn in g.functions(tree).values():
+        while _drop_dead_assignment(fn):
+            pass
+    fns = g.functions(tree)
+    update, init, hparams = fns.get("update"), fns.get("init"), g.hparams_dict(tree)
+    if kind != "optimizer" or update is None or init is None or hparams is None:
+        return
+    reads = _lookups(update, update.args.args[2].arg)
+    if reads is not None:
+        literals = [r.value.elts[1] for r in g.returns(update) if isinstance(r.value, ast.Tuple) and len(r.value.elts) == 2]
+        for literal in literals + [r.value for r in g.returns(init)]:
+            if isinstance(literal, ast.Dict):
+                _keep_keys(literal, set(reads))
+    hp_reads = _lookups(update, update.args.args[4].arg)
+    if hp_reads is not None:
+        _keep_keys(hparams, {"lr", *hp_reads})  # lr stays: the sweep is centred on it
+
+
+def _drop_dead_assignment(fn: ast.FunctionDef) -> bool:
+    """Remove the top-level assignments to one name that is read nowhere but in its own updates
+    (`x = ...; x = x + 1`, x never used); True if one was removed."""
+    assigned = [s for s in fn.body if g._assigned_name(s)]
+    for name in dict.fromkeys(g._assigned_name(s) for s in assigned):
+        own = [s for s in assigned if g._assigned_name(s) == name]
+        inside = {id(n) for s in own for n in ast.walk(s.value)}  # type: ignore[attr-defined]
+        read = any(
+            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and id(n) not in inside
+            for n in ast.walk(fn)
+        )
+        # a call like x.add_(...) changes x in place: such an assignment is not dead code
+        in_place = any(isinstance(n, ast.Attribute) and n.attr.endswith("_") for s in own for n in ast.walk(s))
+        if not read and not in_place and len(own) < len(fn.body):
+            fn.body = [s for s in fn.body if s not in own]
+            return True
+    return False
+
+
+def _keep_keys(literal: ast.Dict, keep: set[str]) -> None:
+    pairs = [(k, v) for k, v in zip(literal.keys, literal.values, strict=True) if not isinstance(k, ast.Constant) or k.value in keep]
+    literal.keys, literal.values = [k for k, _ in pairs], [v for _, v in pairs]
+
+
 # ------------------------------------------------------------------------------------ proposer
 
 
 class MutationProposer:
     """Offline proposer: 1 to `max_mutations` operators per child (a crossover first when the
     request has two parents), retried up to `max_attempts` times until a child passes the
-    contract and differs from its parents. Deterministic given the rng."""
+    contract, differs from its parents and stays under `max_source_bytes` (or its parent's size,
+    if larger). Deterministic given the rng."""
 
     def __init__(
         self,
@@ -585,6 +653,7 @@ class MutationProposer:
         max_attempts: int = 30,
         weights: Mapping[str, float] | None = None,
         crossover_rate: float = 0.9,
+        max_source_bytes: int = 6000,
     ) -> None:
         weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         unknown = sorted(set(weights) - set(OPERATORS))
@@ -597,6 +666,9 @@ class MutationProposer:
         self.name = name
         self.min_mutations, self.max_mutations = min_mutations, max_mutations
         self.max_attempts, self.crossover_rate = max_attempts, crossover_rate
+        # Baselines are 0.3-0.8 kB of code; 6 kB leaves room for ideas while stopping the bloat
+        # that repeated crossover grows (a loss lineage reached the 20 kB contract limit).
+        self.max_source_bytes = max_source_bytes
         self.weights = {k: w for k, w in weights.items() if w > 0}
 
     def propose(self, request: ProposalRequest, rng: random.Random) -> Proposal:
@@ -609,30 +681,28 @@ class MutationProposer:
             raise ProposalFailed(f"parent {first.name!r} is not a valid {kind} candidate: {errors[0]}")
         # A broken second parent only costs the crossover; the first is what gets mutated.
         parents = [p for p in request.parents if p is first or not check_source(p.source, kind)]
-        trees = [_parse(p.source) for p in parents]
-        seen = {_normal(t) for t in trees}
+        trees = [_parse(p.source, kind) for p in parents]
+        seen = {_normal(t) for t in trees} | {_normal(_parse(p.source)) for p in parents}
+        limit = max(self.max_source_bytes, len(first.source.encode()))
         for _ in range(self.max_attempts):
-            child = self._attempt(trees, [p.name for p in parents], kind, rng)
+            child = self._attempt(trees, [p.name for p in parents], kind, rng, limit)
             if child is None or _normal(child[0]) in seen:
                 continue
             tree, mutations = child
             name = child_name(first.name, [tag for _, tag in mutations])
             source = _render(tree, name, [p.name for p in parents])
-            if not check_source(source, kind):
-                return Proposal(
-                    source=source,
-                    name=name,
-                    proposer=self.name,
-                    parent_ids=tuple(p.id for p in request.parents),
-                    thought="; ".join(desc for desc, _ in mutations),
-                )
+            if len(source.encode()) <= limit and not check_source(source, kind):
+                thought = "; ".join(desc for desc, _ in mutations)
+                ids = tuple(p.id for p in request.parents)
+                return Proposal(source=source, name=name, proposer=self.name, parent_ids=ids, thought=thought)
         raise ProposalFailed(f"no valid mutation of {first.name!r} in {self.max_attempts} attempts")
 
     def _attempt(
-        self, trees: list[ast.Module], names: list[str], kind: str, rng: random.Random
+        self, trees: list[ast.Module], names: list[str], kind: str, rng: random.Random, limit: int
     ) -> tuple[ast.Module, list[Mutation]] | None:
         tree, applied = g.clone(trees[0]), []
-        if len(trees) > 1 and rng.random() < self.crossover_rate:
+        crossable = len(trees) > 1 and sum(len(_normal(t)) for t in trees[:2]) <= limit
+        if crossable and rng.random() < self.crossover_rate:
             crossed = crossover(tree, trees[1], kind, rng, names[1])
             applied += [crossed] if crossed else []
         for _ in range(rng.randint(self.min_mutations, self.max_mutations) - len(applied)):
@@ -640,6 +710,7 @@ class MutationProposer:
             if done is None:
                 break
             applied.append(done)
+        simplify(tree, kind)
         return (tree, applied) if applied else None
 
     def _mutate_once(self, tree: ast.Module, kind: str, rng: random.Random) -> Mutation | None:
@@ -657,9 +728,12 @@ class MutationProposer:
         return None
 
 
-def _parse(source: str) -> ast.Module:
+def _parse(source: str, kind: str | None = None) -> ast.Module:
+    """The module without its docstring; simplified too when `kind` is given."""
     tree = ast.parse(source)
     tree.body = [s for s in tree.body if not _is_docstring(s)]
+    if kind is not None:
+        simplify(tree, kind)
     return tree
 
 
@@ -686,7 +760,8 @@ def child_name(parent: str, tags: list[str]) -> str:
     """`<parent>_<tags>`, at most MAX_NAME characters, the parent's tail cut first."""
     base = re.sub(r"[^a-z0-9_]+", "_", parent.lower()).strip("_") or "candidate"
     suffix = re.sub(r"[^a-z0-9_]+", "_", "_".join(tags).lower()).strip("_") or "mut"
-    return f"{base[: max(8, MAX_NAME - len(suffix) - 1)]}_{suffix}"[:MAX_NAME]
+    base = base[: max(8, MAX_NAME - len(suffix) - 1)].rstrip("_")
+    return f"{base}_{suffix}"[:MAX_NAME].rstrip("_")
 
 
-__all__ = ["DEFAULT_WEIGHTS", "OPERATORS", "MutationProposer", "child_name", "crossover"]
+__all__ = ["DEFAULT_WEIGHTS", "OPERATORS", "MutationProposer", "child_name", "crossover", "simplify"]

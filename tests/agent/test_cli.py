@@ -72,3 +72,14 @@ def test_evaluate_lion_tier1_json_has_the_documented_fields(tmp_path):
     for task in result["tasks"]:
         assert {"name", "status", "score"} <= set(task)
         assert task["status"] == "ok" and task["score"] > 0
+
+
+def test_without_bubblewrap_the_cli_refuses_and_says_how_to_proceed(tmp_path):
+    env = {"PATH": str(tmp_path), "OPTFORGE_CACHE_DIR": str(tmp_path)}  # no bwrap on this PATH
+    out = subprocess.run(
+        [sys.executable, "-m", "optforge.agent.cli", "evaluate", str(LION), "--tier", "0"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "install bubblewrap" in lines[0] and "--allow-unisolated" in lines[0]
