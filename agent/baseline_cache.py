@@ -20,7 +20,7 @@ from optforge.tasks.proxy import ProxyTask
 from optforge.tasks.scoring import heldout_metric_name
 
 from .config import SweepConfig
-from .sweeps import SweepOutcome, sweep_jobs, sweep_outcome
+from .sweeps import SweepOutcome, SweepSpec, run_sweeps
 
 REFERENCE = "adamw"
 
@@ -30,47 +30,35 @@ class BaselineCache:
         self.directory = directory
 
     def sweeps(
-        self,
-        tasks: list[ProxyTask],
-        kind: str,
-        seeds: list[int],
-        sweep: SweepConfig,
-        runner: Runner,
-        limits: Limits,
+        self, tasks: list[ProxyTask], kind: str, seeds: list[int], sweep: SweepConfig, runner: Runner, limits: Limits
     ) -> dict[str, SweepOutcome]:
         """The tuned-AdamW sweep of every task, from the cache or computed (all missing ones at once)."""
         source = baseline_source("optimizer", REFERENCE)
-        lrs = sweep.learning_rates(declared_hparams(source)["lr"])
+        center = declared_hparams(source)["lr"]
         found: dict[str, SweepOutcome] = {}
         missing: list[ProxyTask] = []
         for task in tasks:
-            cached = self._load(self._key(task, kind, source, seeds, lrs))
+            cached = self._load(self._key(task, kind, source, seeds, sweep))
             if cached is None:
                 missing.append(task)
             else:
                 found[task.name] = cached
-        jobs = [
-            job
-            for task in missing
-            for job in sweep_jobs(task, "optimizer", source, lrs, seeds, True, limits)
-        ]
-        results = runner.run_many(jobs) if jobs else []
-        for i, task in enumerate(missing):
-            outcome = sweep_outcome(task, kind, lrs, results[i * len(lrs) : (i + 1) * len(lrs)])
+        specs = [SweepSpec(task, kind, source, "optimizer", center, seeds, True) for task in missing]
+        for task, outcome in zip(missing, run_sweeps(specs, sweep, runner, limits), strict=True):
             if outcome.best() is not None:  # never cache a failure: it may be transient (timeout)
-                self._save(self._key(task, kind, source, seeds, lrs), outcome)
+                self._save(self._key(task, kind, source, seeds, sweep), outcome)
             found[task.name] = outcome
         return found
 
     def _key(
-        self, task: ProxyTask, kind: str, source: str, seeds: list[int], lrs: list[float]
+        self, task: ProxyTask, kind: str, source: str, seeds: list[int], sweep: SweepConfig
     ) -> str:
         fields = {
             "task": task.full_version(),
             "reference": hashlib.sha256(source.encode()).hexdigest(),
             "metric": heldout_metric_name(task, kind),
             "seeds": seeds,
-            "lrs": [float(f"{lr:.6g}") for lr in lrs],
+            "sweep": sweep.model_dump(),
         }
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
 

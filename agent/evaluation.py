@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from optforge.sandbox import Job, Limits, Runner, RunResult
+from optforge.sandbox import Job, Limits, Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import check_source, declared_hparams
 from optforge.tasks.proxy import ProxyTask, tasks_for
@@ -19,7 +19,7 @@ from optforge.tasks.scoring import TaskScore, aggregate, score_task
 
 from .baseline_cache import REFERENCE, BaselineCache
 from .config import EvaluationConfig
-from .sweeps import ENTRY, SweepOutcome, sweep_jobs, sweep_outcome
+from .sweeps import ENTRY, SweepOutcome, SweepSpec, run_sweeps
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,14 @@ def evaluate(
     tasks = tasks_for(tier, kind)
     seeds = list(range(config.seeds_for(tier)))
     own = source if kind == "optimizer" else baseline_source("optimizer", REFERENCE)
-    lrs = config.sweep.learning_rates(declared_hparams(own)["lr"])
+    center = declared_hparams(own)["lr"]
     reference = cache.sweeps(tasks, kind, seeds, config.sweep, runner, limits)
-    jobs = [j for t in tasks for j in sweep_jobs(t, kind, source, lrs, seeds, report["batch_safe"], limits)]
-    results = runner.run_many(jobs)
-    per_task = [results[i * len(lrs) : (i + 1) * len(lrs)] for i in range(len(tasks))]
-    scored = [_score(t, kind, lrs, res, reference[t.name]) for t, res in zip(tasks, per_task, strict=True)]
+    specs = [SweepSpec(t, kind, source, kind, center, seeds, report["batch_safe"]) for t in tasks]
+    outcomes = run_sweeps(specs, config.sweep, runner, limits)
+    scored = [_score(t, o, reference[t.name]) for t, o in zip(tasks, outcomes, strict=True)]
     base = replace(
-        base, learning_rates=lrs, seeds=len(seeds), seconds=time.perf_counter() - started,
+        base, learning_rates=config.sweep.learning_rates(center), seeds=len(seeds),
+        seconds=time.perf_counter() - started,
         task_versions={t.name: t.full_version() for t in tasks},
     )
     return _finish(base, scored)
@@ -101,14 +101,11 @@ def contract_rejection(source: str, kind: str, tier: int) -> Evaluation | None:
     return Evaluation(kind, tier, "invalid", error="; ".join(errors)) if errors else None
 
 
-def _score(
-    task: ProxyTask, kind: str, lrs: list[float], results: list[RunResult], ref: SweepOutcome
-) -> tuple[TaskResult, TaskScore | None]:
-    outcome = sweep_outcome(task, kind, lrs, results)
-    seconds = sum(r.wall_seconds for r in results)
+def _score(task: ProxyTask, outcome: SweepOutcome, ref: SweepOutcome) -> tuple[TaskResult, TaskScore | None]:
+    seconds = outcome.seconds
     best, ref_best = outcome.best(), ref.best()
     if best is None:
-        status, error = outcome.statuses[len(lrs) // 2]
+        status, error = outcome.statuses[len(outcome.lrs) // 2]  # the run at the candidate's default lr
         return TaskResult(task.name, status, outcome.metric, error=error, seconds=seconds), None
     if ref_best is None:
         error = "the AdamW reference failed at every learning rate: " + str(ref.statuses[0][1])
@@ -117,7 +114,7 @@ def _score(
     result = TaskResult(
         task.name, "ok", outcome.metric, score=s.score, score_ci=s.score_ci, final=s.final,
         final_ci=s.final_ci, reference_final=s.reference_final, paired_diff_ci=s.paired_diff_ci,
-        lr=lrs[best], reference_lr=ref.lrs[ref_best], seconds=seconds,
+        lr=outcome.lrs[best], reference_lr=ref.lrs[ref_best], seconds=seconds,
     )
     return result, s
 

@@ -17,7 +17,7 @@ import torch
 
 from optforge.agent.config import SweepConfig, cache_dir
 from optforge.agent.runtime import WARMUP, train_data_dir
-from optforge.agent.sweeps import SweepOutcome, sweep_jobs, sweep_outcome
+from optforge.agent.sweeps import SweepOutcome, SweepSpec, run_sweeps
 from optforge.sandbox import Limits, ProcessRunner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import declared_hparams
@@ -28,12 +28,11 @@ from optforge.tasks.scoring import aggregate, score_task
 
 def adamw_sweeps(runner: ProcessRunner, seeds: list[int]) -> dict[str, SweepOutcome]:
     source = baseline_source("optimizer", "adamw")
-    lrs = SweepConfig().learning_rates(declared_hparams(source)["lr"])
+    center = declared_hparams(source)["lr"]
     tasks = tasks_for(1, "optimizer")
-    jobs = [j for t in tasks for j in sweep_jobs(t, "optimizer", source, lrs, seeds, True, Limits())]
-    results = runner.run_many(jobs)
-    n = len(lrs)
-    return {t.name: sweep_outcome(t, "optimizer", lrs, results[i * n : (i + 1) * n]) for i, t in enumerate(tasks)}
+    specs = [SweepSpec(t, "optimizer", source, "optimizer", center, seeds, True) for t in tasks]
+    outcomes = run_sweeps(specs, SweepConfig(), runner, Limits())
+    return {t.name: o for t, o in zip(tasks, outcomes, strict=True)}
 
 
 def best_curve(outcome: SweepOutcome) -> np.ndarray:

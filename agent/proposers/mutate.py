@@ -196,7 +196,8 @@ def swap_operands(tree: ast.Module, kind: str, rng: random.Random) -> Mutation |
     options = []
     for fn, node in _binops(tree, (ast.Sub, ast.Div)):
         scope = g.function_scope(tree, fn, kind)
-        if ast.unparse(node.left) != ast.unparse(node.right) and _safe_divisor(node, scope):
+        safe = not isinstance(node.op, ast.Div) or _safe_divisor(node.left, scope)
+        if ast.unparse(node.left) != ast.unparse(node.right) and safe:
             options.append((fn, node))
     if not options:
         return None
@@ -206,13 +207,10 @@ def swap_operands(tree: ast.Module, kind: str, rng: random.Random) -> Mutation |
     return f"swap operands of {before} in {_where(fn, node)}", "swap"
 
 
-def _safe_divisor(node: ast.BinOp, scope: g.Scope) -> bool:
-    """Would `left` be a safe divisor? Python numbers raise on zero (step is 0 in a schedule's
-    first call); tensors give inf, which tier 0 reports as a status instead."""
-    if not isinstance(node.op, ast.Div) or scope.type_of(node.left) == g.TENSOR:
-        return True
-    left = node.left
-    return isinstance(left, ast.Call) and isinstance(left.func, ast.Name) and left.func.id == "max"
+def _safe_divisor(divisor: ast.expr, scope: g.Scope) -> bool:
+    """Can `divisor` divide without raising? Python numbers raise on zero (step is 0 in a
+    schedule's first call); tensors give inf, which tier 0 reports as a status instead."""
+    return scope.type_of(divisor) == g.TENSOR or _call_name(divisor) == "max"
 
 
 _OPPOSITE = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
@@ -220,14 +218,22 @@ _OPPOSITE_CALLS = {"max": "min", "min": "max", "maximum": "minimum", "minimum": 
 
 
 def swap_operator(tree: ast.Module, kind: str, rng: random.Random) -> Mutation | None:
-    """Turn + into -, * into / (and back), or max into min, between non-constant operands."""
-    options: list[tuple[ast.FunctionDef, ast.AST]] = list(_binops(tree, tuple(_OPPOSITE)))
+    """Turn + into -, * into / (and back), or max into min, between non-constant operands; never
+    where it would make a possibly-zero number a divisor or undo a `/ max(1, n)` guard."""
+    parents = _parents(tree)
+    options: list[tuple[ast.FunctionDef, ast.AST]] = []
     for fn in g.functions(tree).values():
-        for n in ast.walk(fn):
-            func = n.func if isinstance(n, ast.Call) else None
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            if name in _OPPOSITE_CALLS and len(n.args) >= 2:  # type: ignore[attr-defined]
-                options.append((fn, n))
+        scope = g.function_scope(tree, fn, kind)
+        for node in ast.walk(fn):
+            if isinstance(node, ast.BinOp) and type(node.op) in _OPPOSITE:
+                constant = any(isinstance(s, ast.Constant) for s in (node.left, node.right))
+                divides = isinstance(node.op, ast.Mult) and not _safe_divisor(node.right, scope)
+                if not constant and not divides:
+                    options.append((fn, node))
+            elif _call_name(node) in _OPPOSITE_CALLS and len(node.args) >= 2:  # type: ignore[attr-defined]
+                up = parents.get(node)
+                if not (isinstance(up, ast.BinOp) and isinstance(up.op, ast.Div) and up.right is node):
+                    options.append((fn, node))
     if not options:
         return None
     fn, node = rng.choice(options)
@@ -239,6 +245,11 @@ def swap_operator(tree: ast.Module, kind: str, rng: random.Random) -> Mutation |
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         node.func.attr = _OPPOSITE_CALLS[node.func.attr]
     return f"change {before} -> {_short(node)} in {_where(fn, node)}", "op"
+
+
+def _call_name(node: ast.AST) -> str:
+    func = node.func if isinstance(node, ast.Call) else None
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
 
 
 def insert_term(tree: ast.Module, kind: str, rng: random.Random) -> Mutation | None:
@@ -593,12 +604,17 @@ def simplify(tree: ast.Module, kind: str) -> None:
     """Remove what cannot matter, as the Lion search does before deduplicating: assignments
     nothing reads and, for optimizers, state entries and hyperparameters the update never reads.
     Keeps lineages from bloating and the state-memory descriptor honest."""
-    for fn in g.functions(tree).values():
-        while _drop_dead_assignment(fn):
-            pass
+    changed = True
+    while changed:  # each removal can leave more behind it unread
+        if kind == "optimizer":
+            _prune_optimizer(tree)
+        changed = any(_drop_dead_assignment(fn) for fn in g.functions(tree).values())
+
+
+def _prune_optimizer(tree: ast.Module) -> None:
     fns = g.functions(tree)
     update, init, hparams = fns.get("update"), fns.get("init"), g.hparams_dict(tree)
-    if kind != "optimizer" or update is None or init is None or hparams is None:
+    if update is None or init is None or hparams is None:
         return
     reads = _lookups(update, update.args.args[2].arg)
     if reads is not None:
@@ -615,13 +631,11 @@ def _drop_dead_assignment(fn: ast.FunctionDef) -> bool:
     """Remove the top-level assignments to one name that is read nowhere but in its own updates
     (`x = ...; x = x + 1`, x never used); True if one was removed."""
     assigned = [s for s in fn.body if g._assigned_name(s)]
+    loads = [n for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
     for name in dict.fromkeys(g._assigned_name(s) for s in assigned):
         own = [s for s in assigned if g._assigned_name(s) == name]
         inside = {id(n) for s in own for n in ast.walk(s.value)}  # type: ignore[attr-defined]
-        read = any(
-            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and id(n) not in inside
-            for n in ast.walk(fn)
-        )
+        read = any(n.id == name and id(n) not in inside for n in loads)
         # a call like x.add_(...) changes x in place: such an assignment is not dead code
         in_place = any(isinstance(n, ast.Attribute) and n.attr.endswith("_") for s in own for n in ast.walk(s))
         if not read and not in_place and len(own) < len(fn.body):
@@ -684,8 +698,9 @@ class MutationProposer:
         trees = [_parse(p.source, kind) for p in parents]
         seen = {_normal(t) for t in trees} | {_normal(_parse(p.source)) for p in parents}
         limit = max(self.max_source_bytes, len(first.source.encode()))
+        sizes = [len(_normal(t)) for t in trees]
         for _ in range(self.max_attempts):
-            child = self._attempt(trees, [p.name for p in parents], kind, rng, limit)
+            child = self._attempt(trees, [p.name for p in parents], kind, rng, (limit, sizes))
             if child is None or _normal(child[0]) in seen:
                 continue
             tree, mutations = child
@@ -698,25 +713,28 @@ class MutationProposer:
         raise ProposalFailed(f"no valid mutation of {first.name!r} in {self.max_attempts} attempts")
 
     def _attempt(
-        self, trees: list[ast.Module], names: list[str], kind: str, rng: random.Random, limit: int
+        self, trees: list[ast.Module], names: list[str], kind: str, rng: random.Random, size: tuple[int, list[int]]
     ) -> tuple[ast.Module, list[Mutation]] | None:
         tree, applied = g.clone(trees[0]), []
-        crossable = len(trees) > 1 and sum(len(_normal(t)) for t in trees[:2]) <= limit
+        (limit, sizes) = size
+        # Near the size limit only shrinking or same-size operators are drawn (parsimony).
+        crowded = sizes[0] > 0.8 * limit
+        crossable = len(trees) > 1 and sum(sizes[:2]) <= limit
         if crossable and rng.random() < self.crossover_rate:
             crossed = crossover(tree, trees[1], kind, rng, names[1])
             applied += [crossed] if crossed else []
         for _ in range(rng.randint(self.min_mutations, self.max_mutations) - len(applied)):
-            done = self._mutate_once(tree, kind, rng)
+            done = self._mutate_once(tree, kind, rng, crowded)
             if done is None:
                 break
             applied.append(done)
         simplify(tree, kind)
         return (tree, applied) if applied else None
 
-    def _mutate_once(self, tree: ast.Module, kind: str, rng: random.Random) -> Mutation | None:
+    def _mutate_once(self, tree: ast.Module, kind: str, rng: random.Random, crowded: bool) -> Mutation | None:
         """Apply one operator drawn by weight; an operator that does not apply is set aside and
         another drawn. Operators work on a copy, so a failed one leaves no half-made change."""
-        pool = dict(self.weights)
+        pool = {k: w for k, w in self.weights.items() if not (crowded and k == "insert_term")}
         while pool:
             name = rng.choices(sorted(pool), weights=[pool[k] for k in sorted(pool)])[0]
             trial = g.clone(tree)

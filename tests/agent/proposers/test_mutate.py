@@ -20,12 +20,13 @@ from optforge.agent.proposers.mutate import (
     blend_updates,
     child_name,
     graft,
+    simplify,
 )
 from optforge.tasks.baselines import baseline_names, baseline_source
 from optforge.tasks.contracts import KINDS, check_source, load_candidate
 
 BASELINES = [(kind, name) for kind in KINDS for name in baseline_names(kind)]
-SEEDS_PER_PARENT = 12
+SEEDS_PER_PARENT = 8
 
 
 def parent(kind: str, name: str) -> ParentInfo:
@@ -84,18 +85,18 @@ def test_children_of_every_baseline_pass_the_contract_and_differ_from_it(kind: s
 
 def test_the_same_seed_gives_the_same_child_and_seeds_give_variety() -> None:
     req = request("optimizer", "adam", "lion")
-    first = [MutationProposer().propose(req, random.Random(s)) for s in range(20)]
-    again = [MutationProposer().propose(req, random.Random(s)) for s in range(20)]
+    first = [MutationProposer().propose(req, random.Random(s)) for s in range(12)]
+    again = [MutationProposer().propose(req, random.Random(s)) for s in range(12)]
     assert first == again
-    assert len({p.source for p in first}) >= 15
+    assert len({p.source for p in first}) >= 9
 
 
 def test_number_of_mutations_is_configurable() -> None:
     req = request("optimizer", "adamw")
-    one = [MutationProposer(max_mutations=1).propose(req, random.Random(s)) for s in range(20)]
+    one = [MutationProposer(max_mutations=1).propose(req, random.Random(s)) for s in range(10)]
     assert all(p.thought and p.thought.count("; ") == 0 for p in one)
-    three = [MutationProposer(min_mutations=3, max_mutations=3).propose(req, random.Random(s)) for s in range(20)]
-    assert sum(p.thought.count("; ") == 2 for p in three if p.thought) >= 15
+    three = [MutationProposer(min_mutations=3, max_mutations=3).propose(req, random.Random(s)) for s in range(10)]
+    assert sum(p.thought.count("; ") == 2 for p in three if p.thought) >= 8
 
 
 @settings(max_examples=40, deadline=None)
@@ -128,7 +129,7 @@ def test_most_children_run(kind: str) -> None:
 
 def test_new_state_keys_are_initialised_in_init() -> None:
     for name in baseline_names("optimizer"):
-        for seed in range(15):
+        for seed in range(8):
             child = MutationProposer().propose(request("optimizer", name), random.Random(seed))
             fns = grammar.functions(ast.parse(child.source))
             state = fns["update"].args.args[2].arg
@@ -172,6 +173,13 @@ def test_constructor_rejects_bad_settings() -> None:
         MutationProposer(weights={"teleport": 1.0})
     with pytest.raises(ValueError, match="min_mutations"):
         MutationProposer(min_mutations=3, max_mutations=2)
+
+
+def test_children_never_outgrow_the_size_limit_or_a_larger_parent() -> None:
+    req = request("optimizer", "adam", "lion")
+    for seed in range(10):
+        child = MutationProposer(max_source_bytes=0).propose(req, random.Random(seed))
+        assert len(child.source.encode()) <= len(baseline_source("optimizer", "adam").encode())
 
 
 def test_child_names_are_bounded_and_derived_from_the_parent() -> None:
@@ -262,7 +270,7 @@ def test_delete_statement_rewires_uses_to_an_input() -> None:
     source = baseline_source("optimizer", "sgd")
     for child in children("delete_statement", "optimizer", source):
         update = grammar.functions(ast.parse(child.source))["update"]
-        assert len(update.body) == 2
+        assert len(update.body) <= 2  # one deleted (and maybe one more left dead, then dropped)
         run_candidate(child.source, "optimizer")
     # deleting the warm-up branch of a schedule
     source = baseline_source("schedule", "cosine_warmup")
@@ -329,6 +337,33 @@ def test_a_broken_second_parent_only_costs_the_crossover() -> None:
     child = MutationProposer(crossover_rate=1.0).propose(req, random.Random(0))
     assert check_source(child.source, "optimizer") == []
     assert child.parent_ids == ("id-adam", "x")
+
+
+def test_blend_gives_each_update_its_own_copy_of_a_reassigned_parameter() -> None:
+    # b rewrites `grad` in place; a's delta must still see the original gradient.
+    a = ast.parse("HPARAMS = {'lr': 1.0}\ndef init(p):\n    return {}\ndef update(grad, p, s, t, hp):\n    return -hp['lr'] * grad, {}\n")
+    b = ast.parse("HPARAMS = {'lr': 1.0}\ndef init(p):\n    return {}\ndef update(g, p, s, t, hp):\n    g = 3 * g\n    return -hp['lr'] * g, {}\n")
+    assert blend_updates(a, b, "optimizer", random.Random(0), "b") is not None
+    candidate = load_candidate(ast.unparse(a), "optimizer")
+    w = candidate.hparams["blend"]
+    delta, _ = candidate.fn("update")(torch.ones(2), torch.zeros(2), {}, 1, candidate.hparams)
+    assert torch.allclose(delta, torch.full((2,), -(w * 1 + (1 - w) * 3)))
+
+
+def test_simplify_drops_dead_code_unread_state_and_unused_hyperparameters() -> None:
+    source = (
+        "import torch\nHPARAMS = {'lr': 0.1, 'beta': 0.9, 'unused': 1.0}\n"
+        "def init(p):\n    return {'m': torch.zeros_like(p), 'dead': torch.zeros_like(p)}\n"
+        "def update(g, p, s, t, hp):\n"
+        "    junk = g * 2\n    junk = junk + 1\n    p.mul_(1.0)\n    kept = p.add_(0.0)\n"
+        "    m = hp['beta'] * s['m'] + g\n    return -hp['lr'] * m, {'m': m, 'dead': junk}\n"
+    )
+    tree = ast.parse(source)
+    simplify(tree, "optimizer")
+    text = ast.unparse(tree)
+    assert "junk" not in text and "'dead'" not in text and "'unused'" not in text
+    assert "kept = p.add_(0.0)" in text  # an in-place call is not dead code
+    assert load_candidate(text, "optimizer").hparams == {"lr": 0.1, "beta": 0.9}
 
 
 def test_operator_table_names_every_operator() -> None:
