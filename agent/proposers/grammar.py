@@ -1,5 +1,6 @@
 """What the mutation proposer knows about candidate programs: a shallow type analysis, the unary
-functions that may replace one another, and the helpers that edit a candidate's syntax tree.
+functions that may replace one another, the grammar of terms it may insert (and how to insert
+them), and the small helpers that edit a candidate's syntax tree.
 
 The type analysis is deliberately small: it only has to keep a mutation from putting a tensor
 function on a Python float, or any arithmetic on the integer class targets of a loss. Everything
@@ -203,7 +204,7 @@ def statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     """Every statement in `body`, nested blocks included, in source order (not into nested defs)."""
     for stmt in body:
         yield stmt
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
         for name in ("body", "orelse", "finalbody"):
             inner = getattr(stmt, name, None)
