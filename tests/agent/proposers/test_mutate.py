@@ -10,18 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optforge.agent.proposers import grammar
+from optforge.agent.proposers import grammar, syntax
 from optforge.agent.proposers.base import ParentInfo, Proposal, ProposalFailed, ProposalRequest
-from optforge.agent.proposers.mutate import (
-    MAX_NAME,
-    OPERATORS,
-    MutationProposer,
-    blend_functions,
-    blend_updates,
-    child_name,
-    graft,
-    simplify,
-)
+from optforge.agent.proposers.crossover import blend_functions, blend_updates, graft
+from optforge.agent.proposers.mutate import MAX_NAME, MutationProposer, child_name, simplify
+from optforge.agent.proposers.operators import OPERATORS
 from optforge.tasks.baselines import baseline_names, baseline_source
 from optforge.tasks.contracts import KINDS, check_source, load_candidate
 
@@ -40,7 +33,7 @@ def request(kind: str, *names: str) -> ProposalRequest:
 def normal(source: str) -> str:
     tree = ast.parse(source)
     tree.body = [s for s in tree.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    grammar.ensure_imports(tree)
+    syntax.ensure_imports(tree)
     return ast.unparse(tree)
 
 
@@ -131,7 +124,7 @@ def test_new_state_keys_are_initialised_in_init() -> None:
     for name in baseline_names("optimizer"):
         for seed in range(8):
             child = MutationProposer().propose(request("optimizer", name), random.Random(seed))
-            fns = grammar.functions(ast.parse(child.source))
+            fns = syntax.functions(ast.parse(child.source))
             state = fns["update"].args.args[2].arg
             read = {
                 n.slice.value for n in ast.walk(fns["update"])
@@ -199,7 +192,7 @@ def children(operator: str, kind: str, source: str, n: int = 20) -> list[Proposa
 def test_scale_constant_scales_a_value_but_never_an_axis() -> None:
     source = "def loss(logits, targets):\n    return -logits.log_softmax(dim=-1).gather(-1, targets.unsqueeze(-1)).mean() * 3.0\n"
     for child in children("scale_constant", "loss", source):
-        body = ast.unparse(grammar.functions(ast.parse(child.source))["loss"])
+        body = ast.unparse(syntax.functions(ast.parse(child.source))["loss"])
         assert "dim=-1" in body and "gather(-1," in body and "unsqueeze(-1)" in body
         assert child.thought and child.thought.startswith("scale 3.0 -> ")
         assert any(f"* {v}" in body for v in (4.5, 2.0, 6.0, 1.5, 30.0, 0.3))
@@ -269,7 +262,7 @@ def test_insert_of_an_ema_tracks_new_state_and_a_new_hyperparameter() -> None:
 def test_delete_statement_rewires_uses_to_an_input() -> None:
     source = baseline_source("optimizer", "sgd")
     for child in children("delete_statement", "optimizer", source):
-        update = grammar.functions(ast.parse(child.source))["update"]
+        update = syntax.functions(ast.parse(child.source))["update"]
         assert len(update.body) <= 2  # one deleted (and maybe one more left dead, then dropped)
         run_candidate(child.source, "optimizer")
     # deleting the warm-up branch of a schedule
@@ -316,7 +309,7 @@ def test_blend_functions_keeps_both_programs_as_helpers(kind: str, a: str, b: st
     assert blend_functions(ta, tb, kind, random.Random(0), b) is not None
     source = ast.unparse(ta)
     assert check_source(source, kind) == []
-    fns = grammar.functions(ast.parse(source))
+    fns = syntax.functions(ast.parse(source))
     assert {f"_{kind}_a", f"_{kind}_b", kind} <= set(fns)
     run_candidate(source, kind)
 
