@@ -50,11 +50,12 @@ def heldout_curves(
 ) -> np.ndarray:
     """[S, K] held-out metric per seed at each checkpoint (K = len(checkpoints))."""
     x, y = _eval_inputs(task, heldout)
+    n_seeds = next(iter(checkpoints[0].values())).shape[0]
+    buffers = _buffers(task, n_seeds)
+    inputs = x.expand(n_seeds, *x.shape)
     columns = []
     for weights in checkpoints:
-        n_seeds = next(iter(weights.values())).shape[0]
-        buffers = _buffers(task, n_seeds)
-        out = batched_forward(task, weights, buffers, x.expand(n_seeds, *x.shape))
+        out = batched_forward(task, weights, buffers, inputs)
         columns.append(_metric(out, y, metric))
     return torch.stack(columns, dim=1).double().numpy()
 
