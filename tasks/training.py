@@ -41,10 +41,6 @@ class TrainResult:
     diverged_at: int | None  # first step whose training loss was not finite
 
 
-class Diverged(Exception):
-    pass
-
-
 def train(
     task: ProxyTask, split: Split, spec: TrainSpec, seeds: list[int], batched: bool
 ) -> TrainResult:

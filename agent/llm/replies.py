@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +99,12 @@ def _find_object(text: str) -> tuple[dict[str, Any] | None, bool]:
     return None, unclosed > 0
 
 
-def _object_end(text: str, start: int) -> int | None:
-    """Index just past the brace that closes the object opened at `start` (None: never closes)."""
-    depth, in_string, escaped = 0, False, False
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, bool]]:
+    """(index, char, inside a JSON string) from `start` on; the quotes themselves count as inside."""
+    in_string, escaped = False, False
     for i in range(start, len(text)):
         ch = text[i]
+        was_inside = in_string
         if in_string:
             if escaped:
                 escaped = False
@@ -112,7 +114,16 @@ def _object_end(text: str, start: int) -> int | None:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch in "{[":
+        yield i, ch, was_inside or in_string
+
+
+def _object_end(text: str, start: int) -> int | None:
+    """Index just past the brace that closes the object opened at `start` (None: never closes)."""
+    depth = 0
+    for i, ch, inside in _scan(text, start):
+        if inside:
+            continue
+        if ch in "{[":
             depth += 1
         elif ch in "}]":
             depth -= 1
@@ -134,18 +145,8 @@ def _loads(candidate: str) -> Any:
 def _without_trailing_commas(text: str) -> str:
     """`text` minus commas that directly precede a closing brace or bracket, outside strings."""
     out: list[str] = []
-    in_string, escaped = False, False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "," and _CLOSER.match(text, i + 1):
+    for i, ch, inside in _scan(text):
+        if not inside and ch == "," and _CLOSER.match(text, i + 1):
             continue
         out.append(ch)
     return "".join(out)
