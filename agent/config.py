@@ -116,3 +116,73 @@ def llm_api_key(backend: str) -> SecretStr | None:
     if not key and backend == "openai":
         key = os.environ.get("OPENAI_API_KEY")
     return SecretStr(key) if key else None
+
+
+# -- campaigns ------------------------------------------------------------------------------------
+
+
+class BudgetConfig(_Frozen):
+    """When a campaign stops: the first limit reached wins. Work done before a resume counts."""
+
+    # New candidates stored in the archive (the seeds excluded). A proposal whose normalized source
+    # is already archived is not a new candidate; one deduplicated by its behaviour fingerprint is
+    # (it is stored, with the evaluation it reuses).
+    max_candidates: int = Field(200, ge=1)
+    max_llm_cost_usd: float | None = Field(None, gt=0, description="stop once LLM spend reaches it")
+    # Wall time of this campaign's runs added up over resumes (the time a killed run spent before its
+    # last stored record is lost to the count, at most one evaluation).
+    max_wall_minutes: float | None = Field(None, gt=0)
+
+
+class SearchConfig(_Frozen):
+    """Islands, MAP-Elites parent selection and migration (archive/selection.py)."""
+
+    islands: int = Field(4, ge=1, le=64)
+    migration_interval: int = Field(5, ge=1, description="generations between ring migrations")
+    exploitation: float = Field(0.7, ge=0.0, le=1.0, description="chance a parent is drawn by softmax")
+    temperature: float = Field(0.1, ge=0.0, description="softmax temperature over scores")
+    inspirations: int = Field(3, ge=0, description="elites from other cells/islands shown to the LLM")
+    crossover_rate: float = Field(0.2, ge=0.0, le=1.0, description="chance a child has two parents")
+
+
+class CascadeConfig(_Frozen):
+    """Tier 0 for every candidate, tier 1 for those that pass, tier 2 (held-out) for the top."""
+
+    # A candidate goes to tier 2 when, as its tier-1 evaluation lands, its score is among the top
+    # `tier2_fraction` of all tier-1 scores so far (seeds included) and at least `tier2_min_score`.
+    tier2_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    tier2_min_score: float = Field(1.0, gt=0.0, description="1.0: as good as tuned AdamW on tier 1")
+    seeds_tier2: bool = Field(False, description="also evaluate the seeds on tier 2 (minutes each)")
+
+
+ProposerName = Literal["auto", "mutate", "llm", "mix"]
+MixMember = Literal["llm", "mutate"]
+
+
+def _default_mix() -> dict[MixMember, float]:
+    return {"llm": 0.8, "mutate": 0.2}
+
+
+class CampaignConfig(_Frozen):
+    """One discovery campaign. Saved (frozen) in its archive; `optforge init` writes it annotated."""
+
+    kind: Literal["optimizer", "loss", "schedule"] = "optimizer"
+    # "auto": the LLM when one is configured (a model, base URL or API key in the environment or
+    # here), else the offline mutation proposer with a one-line notice.
+    proposer: ProposerName = "auto"
+    mix: dict[MixMember, float] = Field(
+        default_factory=_default_mix,
+        description="weights of the `mix` proposer",
+    )
+    seed: int = Field(0, ge=0, description="seeds the campaign's random choices")
+    budget: BudgetConfig = BudgetConfig()
+    search: SearchConfig = SearchConfig()
+    cascade: CascadeConfig = CascadeConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    llm: LLMConfig = LLMConfig()
+
+
+def llm_configured(config: LLMConfig) -> bool:
+    """Whether the user has pointed optforge at a language model (config or environment)."""
+    env = ("OPTFORGE_LLM_MODEL", "OPTFORGE_LLM_BASE_URL", "OPTFORGE_LLM_API_KEY", "OPENAI_API_KEY")
+    return bool(config.model or config.base_url or any(os.environ.get(name) for name in env))

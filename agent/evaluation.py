@@ -37,6 +37,7 @@ class TaskResult:
     reference_lr: float | None = None
     error: str | None = None
     seconds: float = 0.0  # sandbox time of the candidate's jobs on this task
+    seed_finals: tuple[float, ...] = ()  # final held-out metric per seed (paired comparisons)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Evaluation:
     error: str | None = None
     fingerprint: str | None = None
     batch_safe: bool | None = None
+    state_tensors: int | None = None  # tensors `init` returns per parameter (tier 0 measures it)
     seeds: int = 0
     learning_rates: list[float] = field(default_factory=list)
     task_versions: dict[str, str] = field(default_factory=dict)
@@ -67,30 +69,54 @@ def evaluate(
     rejected = contract_rejection(source, kind, tier)
     if rejected:
         return rejected
-    limits = Limits(wall_seconds=config.sandbox.job_timeout_s, memory_mb=config.sandbox.memory_mb)
-    tier0 = runner.run(Job(ENTRY, {"action": "tier0", "kind": kind, "source": source}, limits))
-    if tier0.status != "ok":
-        return Evaluation(kind, tier, tier0.status, error=tier0.error)
-    report = tier0.meta
-    base = Evaluation(kind, tier, "ok", fingerprint=report["fingerprint"], batch_safe=report["batch_safe"])
-    if not report["passed"]:
-        return replace(base, status="failed_tier0", error=report["error"])
-    if tier == 0:
-        return replace(base, seconds=time.perf_counter() - started)
+    screened = run_tier0(source, kind, runner, config)
+    if screened.status != "ok" or tier == 0:
+        return replace(screened, tier=tier, seconds=time.perf_counter() - started)
+    result = evaluate_tasks(source, kind, tier, screened, runner, config, cache)
+    return replace(result, seconds=time.perf_counter() - started)
+
+
+def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) -> Evaluation:
+    """Tier 0 in the sandbox: conformance checks and the behaviour fingerprint (no proxy tasks).
+
+    The source must already have passed `contract_rejection`."""
+    started = time.perf_counter()
+    result = runner.run(Job(ENTRY, {"action": "tier0", "kind": kind, "source": source}, _limits(config)))
+    if result.status != "ok":
+        return Evaluation(kind, 0, result.status, error=result.error)
+    report = result.meta
+    screened = Evaluation(
+        kind, 0, "ok", fingerprint=report["fingerprint"], batch_safe=report["batch_safe"],
+        state_tensors=report.get("state_tensors"), seconds=time.perf_counter() - started,
+    )
+    return screened if report["passed"] else replace(screened, status="failed_tier0", error=report["error"])
+
+
+def evaluate_tasks(
+    source: str, kind: str, tier: int, screened: Evaluation, runner: Runner,
+    config: EvaluationConfig, cache: BaselineCache,
+) -> Evaluation:
+    """The proxy tasks of `tier` (1 or 2) for a candidate whose tier 0 (`screened`) passed."""
+    started = time.perf_counter()
+    limits = _limits(config)
     tasks = tasks_for(tier, kind)
     seeds = list(range(config.seeds_for(tier)))
     own = source if kind == "optimizer" else baseline_source("optimizer", REFERENCE)
     center = declared_hparams(own)["lr"]
     reference = cache.sweeps(tasks, kind, seeds, config.sweep, runner, limits)
-    specs = [SweepSpec(t, kind, source, kind, center, seeds, report["batch_safe"]) for t in tasks]
+    specs = [SweepSpec(t, kind, source, kind, center, seeds, bool(screened.batch_safe)) for t in tasks]
     outcomes = run_sweeps(specs, config.sweep, runner, limits)
     scored = [_score(t, o, reference[t.name]) for t, o in zip(tasks, outcomes, strict=True)]
     base = replace(
-        base, learning_rates=config.sweep.learning_rates(center), seeds=len(seeds),
+        screened, tier=tier, learning_rates=config.sweep.learning_rates(center), seeds=len(seeds),
         seconds=time.perf_counter() - started,
         task_versions={t.name: t.full_version() for t in tasks},
     )
     return _finish(base, scored)
+
+
+def _limits(config: EvaluationConfig) -> Limits:
+    return Limits(wall_seconds=config.sandbox.job_timeout_s, memory_mb=config.sandbox.memory_mb)
 
 
 def contract_rejection(source: str, kind: str, tier: int) -> Evaluation | None:
@@ -115,6 +141,7 @@ def _score(task: ProxyTask, outcome: SweepOutcome, ref: SweepOutcome) -> tuple[T
         task.name, "ok", outcome.metric, score=s.score, score_ci=s.score_ci, final=s.final,
         final_ci=s.final_ci, reference_final=s.reference_final, paired_diff_ci=s.paired_diff_ci,
         lr=outcome.lrs[best], reference_lr=ref.lrs[ref_best], seconds=seconds,
+        seed_finals=s.seed_finals,
     )
     return result, s
 

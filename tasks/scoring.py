@@ -101,6 +101,7 @@ class TaskScore:
     paired_diff: float  # mean over seeds of (candidate - reference) final metric
     paired_diff_ci: tuple[float, float]
     bootstrap: np.ndarray  # score under each bootstrap resample of seeds (for aggregate CIs)
+    seed_finals: tuple[float, ...] = ()  # the candidate's final held-out metric per seed, in order
 
 
 def score_task(candidate: np.ndarray, reference: np.ndarray, seed: int = 0) -> TaskScore:
@@ -120,6 +121,7 @@ def score_task(candidate: np.ndarray, reference: np.ndarray, seed: int = 0) -> T
         paired_diff=float(diff.mean()),
         paired_diff_ci=mean_ci(diff),
         bootstrap=boot,
+        seed_finals=tuple(float(v) for v in cand_final),
     )
 
 
@@ -128,6 +130,28 @@ def aggregate(task_scores: list[TaskScore]) -> tuple[float, tuple[float, float]]
     logs = np.log(np.array([t.score for t in task_scores]))
     boot_logs = np.log(np.stack([t.bootstrap for t in task_scores]))
     return float(np.exp(logs.mean())), _percentile_ci(np.exp(boot_logs.mean(0)))
+
+
+def paired_ratio(
+    challenger: list[np.ndarray], incumbent: list[np.ndarray], seed: int = 0
+) -> tuple[float, tuple[float, float]]:
+    """How much better `challenger` is than `incumbent`: the geometric mean over tasks of
+    incumbent_final / challenger_final (> 1: challenger better), with a bootstrap CI that resamples
+    seeds jointly within each task. Both hold one array of per-seed finals per task, same seeds in
+    the same order (every candidate trains on the same seeds: the comparison is paired)."""
+    if len(challenger) != len(incumbent) or not challenger:
+        raise ValueError("paired_ratio needs the same, non-empty list of tasks on both sides")
+    rng = np.random.default_rng(seed)
+    logs, boot_logs = [], []
+    for cand, inc in zip(challenger, incumbent, strict=True):
+        if cand.shape != inc.shape:
+            raise ValueError(f"per-seed finals differ in shape: {cand.shape} vs {inc.shape}")
+        resamples = rng.integers(0, len(cand), size=(BOOTSTRAP_SAMPLES, len(cand)))
+        logs.append(np.log(loss_ratio(float(cand.mean()), float(inc.mean()))))
+        boot = [loss_ratio(float(cand[i].mean()), float(inc[i].mean())) for i in resamples]
+        boot_logs.append(np.log(np.array(boot)))
+    ratio = float(np.exp(np.mean(logs)))
+    return ratio, _percentile_ci(np.exp(np.stack(boot_logs).mean(0)))
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

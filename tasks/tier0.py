@@ -28,6 +28,7 @@ class Tier0Report:
     passed: bool = True
     batch_safe: bool = False
     fingerprint: str = ""
+    state_tensors: int = 0  # tensors `init` returns per parameter: an optimizer's memory descriptor
     checks: list[dict] = field(default_factory=list)
     error: str | None = None  # first failing check, one line
 
@@ -99,6 +100,9 @@ def _optimizer_checks(candidate: Candidate, report: Tier0Report) -> None:
     report.batch_safe = _batch_safe(candidate, runs)
     report.record("batch_safe", True, "stacked" if report.batch_safe else "loop fallback")
     report.fingerprint = _hash(deltas)
+    state = candidate.fn("init")(runs[0][0].clone())
+    values = state.values() if isinstance(state, dict) else ()
+    report.state_tensors = sum(isinstance(v, torch.Tensor) for v in values)
     for name, objective, start in (
         ("rosenbrock", _rosenbrock, [-1.0, 1.5]),
         ("quadratic", _quadratic, [1.0] * 10),

@@ -1,0 +1,305 @@
+"""The campaign's terminal output: a live panel while it runs, and the report when it ends.
+
+`LiveDisplay` only renders the `Progress` snapshots the campaign hands it (agent/progress.py), and
+`print_summary` / `print_status` only render a `CampaignSummary` (agent/summary.py): nothing here
+reads the archive or keeps campaign state. Without a terminal (CI logs, pipes, `nohup`) the output
+is plain lines at width 160, like agent/display.py's.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Mapping
+from types import TracebackType
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .progress import Best, Progress
+from .summary import CampaignSummary, CandidateRow
+
+# Statuses that are not failures: "ok", and "pending" (stored, not evaluated yet).
+_NOT_FAILURES = ("ok", "pending")
+_REFRESH_PER_SECOND = 4  # enough for a ticking clock; each refresh re-renders a small panel
+
+
+def default_console() -> Console:
+    """agent/display.py's rule (Rich wraps at 80 columns off a terminal: give lines room), made
+    here rather than imported because display.py imports the tasks, and with them torch."""
+    return Console() if Console().is_terminal else Console(width=160)
+
+
+# -- small text helpers -----------------------------------------------------------------------
+
+
+def score_text(score: float | None, ci: tuple[float, float] | None = None) -> str:
+    if score is None:
+        return "-"
+    return f"{score:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{score:.3f}"
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = max(int(round(seconds)), 0)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def failures_text(statuses: Mapping[str, int]) -> str:
+    """Failure statuses, most frequent first: "failed_tier0 12, diverged 3" (or "none")."""
+    failed = [(s, n) for s, n in statuses.items() if s not in _NOT_FAILURES and n]
+    failed.sort(key=lambda item: -item[1])
+    return ", ".join(f"{s} {n}" for s, n in failed) or "none"
+
+
+def outcomes_text(statuses: Mapping[str, int]) -> str:
+    """Every status with its count, "ok" first, then failures, then "pending"."""
+    order = {"ok": 0, "pending": 2}
+    items = sorted(
+        ((s, n) for s, n in statuses.items() if n), key=lambda i: (order.get(i[0], 1), -i[1])
+    )
+    return ", ".join(f"{s} {n}" for s, n in items) or "none yet"
+
+
+def shows_llm(proposer: str, llm_calls: int) -> bool:
+    """LLM counters are noise for an offline campaign: show them when an LLM is (or was) in use."""
+    return llm_calls > 0 or proposer.startswith("llm") or proposer == "mix"
+
+
+def llm_text(calls: int, errors: int, cost_usd: float) -> str:
+    return f"{calls} calls, {errors} errors, ${cost_usd:.4f}"
+
+
+def best_text(best: Best | None) -> str:
+    if best is None:
+        return "-"
+    return f"{score_text(best.score, best.score_ci)} {best.id[:12]} {best.name} (tier {best.tier})"
+
+
+# -- while the campaign runs ------------------------------------------------------------------
+
+
+class LiveDisplay:
+    """Shows a running campaign. Use as a context manager; `update` with each new snapshot.
+
+    Live (a terminal): a panel refreshed a few times a second, log lines printed above it. Not live:
+    plain lines; a progress line only when the count, the best or the phase's prefix ("tier 1" of
+    "tier 1: 3fa9c2e1 adam_tanh") changed, so a log grows by a few lines per candidate."""
+
+    def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
+        self.console = console or default_console()
+        self.live = self.console.is_terminal if live is None else live
+        self._progress: Progress | None = None
+        self._updated_at = time.monotonic()  # when the snapshot came: the clock ticks from there
+        self._live: Live | None = None
+        self._last_key: tuple[object, ...] | None = None
+
+    def __enter__(self) -> LiveDisplay:
+        if self.live:
+            self._live = Live(
+                console=self.console,
+                get_renderable=self._renderable,
+                refresh_per_second=_REFRESH_PER_SECOND,
+            )
+            self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.stop()  # renders the last state once more; the panel stays on screen
+            self._live = None
+
+    def update(self, progress: Progress) -> None:
+        self._progress = progress
+        self._updated_at = time.monotonic()
+        if self._live is not None:
+            self._live.refresh()
+        elif not self.live:
+            self._print_if_changed(progress)
+
+    def log(self, line: str) -> None:
+        # markup=False: a line is printed as is, brackets and all; soft_wrap keeps it one line.
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def _print_if_changed(self, progress: Progress) -> None:
+        key = (progress.done, progress.budget, progress.best, _phase_prefix(progress.phase))
+        if key != self._last_key:
+            self._last_key = key
+            self.log(progress_line(progress))
+
+    def _renderable(self) -> RenderableType:
+        if self._progress is None:
+            return Text("optforge: starting ...")
+        return progress_panel(self._progress, time.monotonic() - self._updated_at)
+
+
+def _phase_prefix(phase: str | None) -> str:
+    return (phase or "").split(":", 1)[0].strip()
+
+
+def progress_line(p: Progress) -> str:
+    """`[done/budget] best <score> <id12> <name> | failures: ... | llm: ... | eta ...`."""
+    parts = [f"[{p.done}/{p.budget}] best {best_text(p.best)}"]
+    parts.append(f"failures: {failures_text(p.statuses or {})}")
+    if p.deduplicated or p.duplicate_sources or p.proposal_failures:
+        parts.append(_dedupe_text(p))
+    if shows_llm(p.proposer or "", p.llm_calls):
+        parts.append(f"llm: {llm_text(p.llm_calls, p.llm_errors, p.llm_cost_usd)}")
+    parts.append(f"elapsed {duration_text(p.elapsed_s)}, eta {duration_text(p.eta_s)}")
+    parts.append(p.phase or "")
+    return " | ".join(part for part in parts if part)
+
+
+def _dedupe_text(p: Progress) -> str:
+    return (
+        f"dedupe: {p.deduplicated} reused evaluations, {p.duplicate_sources} duplicate sources, "
+        f"{p.proposal_failures} failed proposals"
+    )
+
+
+def progress_panel(p: Progress, since_update_s: float = 0.0) -> Panel:
+    """The live panel; `since_update_s` advances the clock between snapshots."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(
+        ProgressBar(total=max(p.budget, 1), completed=min(p.done, max(p.budget, 1)), width=40),
+        f"{p.done}/{p.budget} candidates (+{p.seeds} seeds), generation {p.generation}",
+    )
+    grid.add_row("progress", bar)
+    grid.add_row("best", Text(best_text(p.best)))
+    grid.add_row("phase", Text(p.phase or "-"))
+    grid.add_row("failures", Text(failures_text(p.statuses or {})))
+    grid.add_row("dedupe", Text(_dedupe_text(p).removeprefix("dedupe: ")))
+    if shows_llm(p.proposer or "", p.llm_calls):
+        grid.add_row("llm", Text(llm_text(p.llm_calls, p.llm_errors, p.llm_cost_usd)))
+    eta = None if p.eta_s is None else max(p.eta_s - since_update_s, 0.0)
+    elapsed = (p.elapsed_s or 0.0) + since_update_s
+    grid.add_row("time", f"elapsed {duration_text(elapsed)}, eta {duration_text(eta)}")
+    title = f"optforge: {p.kind} campaign, proposer {p.proposer or '?'}"
+    return Panel(grid, title=Text(title), subtitle=Text(str(p.archive)), expand=False)
+
+
+# -- when it ends, and `optforge status` ------------------------------------------------------
+
+
+def print_summary(summary: CampaignSummary, console: Console | None = None) -> None:
+    """The end-of-campaign report: top candidates, the best against the baselines, the counts."""
+    out = console or default_console()
+    _print_report(summary, out)
+
+
+def print_status(summary: CampaignSummary, console: Console | None = None) -> None:
+    """`optforge status DIR`: the report plus how the campaign ended and how to resume it."""
+    out = console or default_console()
+    _plain(out, f"state: {state_text(summary)}")
+    _print_report(summary, out)
+    if not summary.budget_exhausted:
+        hint = f"optforge resume {shlex.quote(str(summary.archive.parent))}"
+        running = " (once it is no longer running)" if summary.stopped_reason is None else ""
+        _plain(out, f"{summary.budget - summary.done} candidates left in the budget: {hint}{running}")
+
+
+def state_text(summary: CampaignSummary) -> str:
+    if summary.stopped_reason is None:
+        return "running, or killed (no stop recorded since the last start)"
+    if summary.stopped_reason == "interrupted":
+        return "interrupted"
+    return f"stopped: {summary.stopped_reason}"
+
+
+def _plain(out: Console, line: str) -> None:
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_report(s: CampaignSummary, out: Console) -> None:
+    _plain(
+        out,
+        f"optforge {s.kind} campaign, proposer {s.proposer or '?'}: {s.done}/{s.budget} "
+        f"candidates (+{s.n_seeds} seeds) in {duration_text(s.elapsed_s)}",
+    )
+    if s.top:
+        out.print(top_table(s))
+    for line in report_lines(s):
+        _plain(out, line)
+
+
+def top_table(s: CampaignSummary) -> Table:
+    table = Table(
+        title=f"top {len(s.top)} by rank score (x tuned AdamW; tier 2 where evaluated, else tier 1)"
+    )
+    for column in ("#", "id", "name", "proposer", "tier", "tier 1 [95% CI]", "tier 2 [95% CI]"):
+        table.add_column(column, justify="right" if column in ("#", "tier") else "left")
+    table.add_column("status")
+    champion = s.champion.id if s.champion else None
+    for rank, row in enumerate(s.top, 1):
+        table.add_row(*_table_cells(rank, row, row.id == champion))
+    if champion in {row.id for row in s.top}:
+        table.caption = "* champion: the incumbent, promoted on a significant paired difference"
+    return table
+
+
+def _table_cells(rank: int, row: CandidateRow, champion: bool) -> tuple[str | Text, ...]:
+    return (
+        str(rank),
+        row.id[:12],
+        Text(row.name + (" *" if champion else ""), overflow="ellipsis"),
+        row.proposer,
+        str(row.tier) if row.tier >= 0 else "-",
+        score_text(row.tier1_score, row.tier1_ci),
+        score_text(row.tier2_score, row.tier2_ci),
+        Text(row.status, style="" if row.status in _NOT_FAILURES else "red"),
+    )
+
+
+def report_lines(s: CampaignSummary) -> list[str]:
+    lines = [comparison_text(s)]
+    if s.champion is not None:
+        c = s.champion
+        lines.append(f"champion: {c.id[:12]} {c.name}, rank score {score_text(c.score)}")
+    lines.append(
+        f"candidates: {s.done} new, {s.deduplicated} deduplicated (reused an evaluation), "
+        f"{s.duplicate_sources} duplicate sources skipped, {s.proposal_failures} failed proposals"
+    )
+    lines.append(f"outcomes: {outcomes_text(s.statuses)}")
+    if shows_llm(s.proposer, s.llm_calls):
+        lines.append(f"llm: {llm_text(s.llm_calls, s.llm_errors, s.llm_cost_usd)}")
+    lines.append(f"archive: {s.archive}")
+    return lines
+
+
+def comparison_text(s: CampaignSummary) -> str:
+    """The best new candidate against AdamW (1.0 by construction) and Lion, on the same tier."""
+    best = s.best
+    if best is None or best.score is None:
+        return "best: no new candidate scored yet (1.0 = as good as tuned AdamW)"
+    tier = 2 if best.tier2_score is not None else 1
+    text = f"best: {best.score:.3f} x tuned AdamW on tier {tier} ({best.id[:12]} {best.name})"
+    lion = s.baselines.get("lion")
+    if lion is not None:
+        text += f"; Lion: {_baseline_score(lion, tier)}"
+    return text
+
+
+def _baseline_score(row: CandidateRow, tier: int) -> str:
+    """A baseline's score on `tier`, or on tier 1 (labelled) when it was not evaluated there."""
+    if tier == 2 and row.tier2_score is not None:
+        return f"{row.tier2_score:.3f}"
+    if row.tier1_score is None:
+        return f"not scored ({row.status})"
+    return f"{row.tier1_score:.3f}" + (" on tier 1" if tier == 2 else "")

@@ -1,0 +1,170 @@
+"""summarize(): a campaign's state read back from a real archive, built record by record."""
+
+from __future__ import annotations
+
+import pathlib
+from collections import Counter
+
+import pytest
+
+from optforge.agent.config import CampaignConfig
+from optforge.agent.summary import elapsed_s, ranked_rows, rows, summarize
+from optforge.archive import (
+    ArchiveStore,
+    CandidateRecord,
+    EvaluationRecord,
+    EventRecord,
+    LLMCallRecord,
+)
+
+BUDGET = 10
+
+
+def _candidate(name: str, at: float, proposer: str = "mutate", parents=()) -> CandidateRecord:
+    source = f"def update(grad, param, state, step, hp):\n    return -0.1 * grad, state  # {name}\n"
+    # The name goes in a string so that normalization (which drops comments) keeps ids distinct.
+    source += f"NAME = {name!r}\n"
+    return CandidateRecord.new(
+        source, "optimizer", name, parent_ids=parents, proposer=proposer, created_at=at
+    )
+
+
+def _eval(cid: str, tier: int, at: float, score=None, status="ok", ci=None, reused=None):
+    return EvaluationRecord(
+        cid, tier, status, score=score, score_ci=ci, reused_from=reused, created_at=at
+    )
+
+
+def build_campaign(path: pathlib.Path) -> dict[str, str]:
+    """Two runs: the first (t=100..150) seeds AdamW and Lion and stores five children; the second
+    (t=200..230) stores one more. Returns name -> candidate id."""
+    config = CampaignConfig().model_dump(mode="json")
+    config["budget"]["max_candidates"] = BUDGET
+    ids: dict[str, str] = {}
+    with ArchiveStore.create(path, config) as store:
+
+        def add(name: str, at: float, proposer: str = "mutate", calls=()) -> str:
+            record = _candidate(name, at, proposer)
+            store.add_candidate(record, calls)
+            ids[name] = record.id
+            return record.id
+
+        store.add_event(EventRecord("start", {"proposer": "llm:test-model"}, created_at=100.0))
+        adamw, lion = add("adamw", 101.0, "seed"), add("lion", 102.0, "seed")
+        store.add_evaluation(_eval(adamw, 1, 103.0, 1.0, ci=(0.98, 1.02)))
+        store.add_evaluation(_eval(lion, 1, 104.0, 0.909, ci=(0.88, 0.93)))
+        call = LLMCallRecord(None, "test-model", 10, 5, 0.25, 1.0, created_at=105.0)
+        tier2 = add("tier2_drop", 110.0, calls=[call])  # great on tier 1, worse held out
+        store.add_evaluation(_eval(tier2, 0, 111.0))
+        store.add_evaluation(_eval(tier2, 1, 112.0, 1.3, ci=(1.2, 1.4)))
+        store.add_evaluation(_eval(tier2, 2, 113.0, 0.95, ci=(0.9, 1.0)))
+        steady = add("steady", 120.0)
+        store.add_evaluation(_eval(steady, 0, 121.0))
+        store.add_evaluation(_eval(steady, 1, 122.0, 1.05, ci=(1.01, 1.09)))
+        broken = add("broken", 125.0)
+        store.add_evaluation(_eval(broken, 0, 126.0, status="failed_tier0"))
+        twin = add("twin", 130.0)  # behaves like `steady`: its evaluations are copies
+        store.add_evaluation(_eval(twin, 0, 131.0, reused=steady))
+        store.add_evaluation(_eval(twin, 1, 132.0, 1.05, ci=(1.01, 1.09), reused=steady))
+        blowup = add("blowup", 135.0)  # a failed tier 2 leaves it unranked
+        store.add_evaluation(_eval(blowup, 1, 136.0, 1.4, ci=(1.3, 1.5)))
+        store.add_evaluation(_eval(blowup, 2, 137.0, status="diverged"))
+        store.add_llm_call(LLMCallRecord(None, "test-model", error="timeout", created_at=140.0))
+        store.add_event(EventRecord("proposal_failed", {"proposer": "llm", "error": "x"}, 140.0))
+        store.add_event(EventRecord("duplicate_source", {"candidate_id": steady}, 141.0))
+        store.add_event(EventRecord("champion", _champion(tier2), created_at=142.0))
+        store.add_event(EventRecord("stop", {"reason": "interrupted by user"}, created_at=150.0))
+        # Second run, after a 50 s gap that must not count.
+        store.add_event(EventRecord("resume", {"proposer": "mutate"}, created_at=200.0))
+        add("late", 210.0)
+        store.add_event(EventRecord("duplicate_source", {"candidate_id": twin}, 220.0))
+        store.add_event(EventRecord("champion", _champion(steady), created_at=230.0))
+    return ids
+
+
+def _champion(cid: str) -> dict[str, object]:
+    return {"candidate_id": cid, "previous": None, "tier": 1, "ratio": 1.05, "ci": [1.01, 1.09]}
+
+
+@pytest.fixture
+def archive(tmp_path) -> tuple[ArchiveStore, dict[str, str]]:
+    ids = build_campaign(tmp_path / "run" / "archive.sqlite")
+    store = ArchiveStore.open(tmp_path / "run" / "archive.sqlite")
+    yield store, ids
+    store.close()
+
+
+def test_rows_report_the_deepest_tier_reached_in_storage_order(archive):
+    store, ids = archive
+    by_name = {r.name: r for r in rows(store)}
+    assert [r.name for r in rows(store)] == list(ids)
+    drop = by_name["tier2_drop"]
+    assert (drop.tier, drop.status, drop.score) == (2, "ok", 0.95)  # ranked by held-out tier 2
+    assert (drop.tier1_score, drop.tier1_ci, drop.tier2_ci) == (1.3, (1.2, 1.4), (0.9, 1.0))
+    assert (by_name["broken"].tier, by_name["broken"].status) == (0, "failed_tier0")
+    assert (by_name["blowup"].status, by_name["blowup"].score) == ("diverged", None)
+    assert (by_name["late"].status, by_name["late"].tier, by_name["late"].score) == (
+        "pending",
+        -1,
+        None,
+    )
+    assert by_name["twin"].reused_from == ids["steady"]
+    assert by_name["adamw"].is_seed and not by_name["steady"].is_seed
+
+
+def test_ranking_uses_tier_two_where_evaluated_and_puts_unscored_last(archive):
+    store, _ = archive
+    names = [r.name for r in ranked_rows(rows(store))]
+    # steady and twin tie at 1.05 and keep storage order; tier2_drop's 1.3 on tier 1 does not count.
+    assert names[:5] == ["steady", "twin", "adamw", "tier2_drop", "lion"]
+    assert set(names[5:]) == {"broken", "blowup", "late"}
+
+
+def test_summarize_counts_outcomes_dedupes_failures_and_llm_use(archive):
+    store, ids = archive
+    s = summarize(store, top=3)
+    assert (s.kind, s.proposer, s.n_seeds, s.done, s.budget) == ("optimizer", "mutate", 2, 6, 10)
+    assert s.statuses == Counter({"ok": 3, "failed_tier0": 1, "diverged": 1, "pending": 1})
+    assert (s.deduplicated, s.duplicate_sources, s.proposal_failures) == (1, 2, 1)
+    assert (s.llm_calls, s.llm_errors, s.llm_cost_usd) == (2, 1, pytest.approx(0.25))
+    assert [r.name for r in s.top] == ["steady", "twin", "adamw"]
+    assert set(s.baselines) == {"adamw", "lion"} and s.baselines["lion"].score == 0.909
+    assert s.best is not None and s.best.id == ids["steady"]
+    assert s.archive == store.path and not s.budget_exhausted
+
+
+def test_champion_is_the_one_named_by_the_last_champion_event(archive):
+    store, ids = archive
+    champion = summarize(store).champion
+    assert champion is not None and champion.id == ids["steady"]
+
+
+def test_elapsed_adds_up_each_run_up_to_its_last_record(archive):
+    store, _ = archive
+    # Run 1: 100 -> 150 (its stop event); run 2: 200 -> 230 (its last event). The gap is idle.
+    assert summarize(store).elapsed_s == pytest.approx(50.0 + 30.0)
+
+
+def test_elapsed_of_a_run_with_no_record_after_its_start_is_zero():
+    events = [EventRecord("start", created_at=10.0), EventRecord("resume", created_at=50.0)]
+    assert elapsed_s(events, [10.0, 12.5, 50.0]) == pytest.approx(2.5)
+
+
+def test_stopped_reason_follows_the_latest_run(archive):
+    store, _ = archive
+    assert summarize(store).stopped_reason is None  # resumed, nothing recorded an end since
+    store.add_event(EventRecord("interrupted", created_at=240.0))
+    assert summarize(store).stopped_reason == "interrupted"
+    store.add_event(EventRecord("resume", {"proposer": "mix"}, created_at=300.0))
+    store.add_event(EventRecord("stop", {"reason": "budget exhausted"}, created_at=310.0))
+    s = summarize(store)
+    assert (s.stopped_reason, s.proposer) == ("budget exhausted", "mix")
+    assert s.elapsed_s == pytest.approx(50.0 + 40.0 + 10.0)
+
+
+def test_an_empty_archive_summarizes_without_scores(tmp_path):
+    config = CampaignConfig().model_dump(mode="json")
+    with ArchiveStore.create(tmp_path / "a.sqlite", config) as store:
+        s = summarize(store)
+    assert (s.done, s.n_seeds, s.proposer, s.budget) == (0, 0, "", 200)
+    assert (s.champion, s.best, s.top, s.stopped_reason, s.elapsed_s) == (None, None, (), None, 0.0)
