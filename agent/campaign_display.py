@@ -57,7 +57,7 @@ def duration_text(seconds: float | None) -> str:
 def failures_text(statuses: Mapping[str, int]) -> str:
     """Failure statuses, most frequent first: "failed_tier0 12, diverged 3" (or "none")."""
     failed = [(s, n) for s, n in statuses.items() if s not in _NOT_FAILURES and n]
-    failed.sort(key=lambda item: -item[1])
+    failed.sort(key=lambda item: (-item[1], item[0]))  # ties: alphabetical, stable
     return ", ".join(f"{s} {n}" for s, n in failed) or "none"
 
 
@@ -65,7 +65,7 @@ def outcomes_text(statuses: Mapping[str, int]) -> str:
     """Every status with its count, "ok" first, then failures, then "pending"."""
     order = {"ok": 0, "pending": 2}
     items = sorted(
-        ((s, n) for s, n in statuses.items() if n), key=lambda i: (order.get(i[0], 1), -i[1])
+        ((s, n) for s, n in statuses.items() if n), key=lambda i: (order.get(i[0], 1), -i[1], i[0])
     )
     return ", ".join(f"{s} {n}" for s, n in items) or "none yet"
 
@@ -212,7 +212,9 @@ def print_status(summary: CampaignSummary, console: Console | None = None) -> No
     if not summary.budget_exhausted:
         hint = f"optforge resume {shlex.quote(str(summary.archive.parent))}"
         running = " (once it is no longer running)" if summary.stopped_reason is None else ""
-        _plain(out, f"{summary.budget - summary.done} candidates left in the budget: {hint}{running}")
+        _plain(
+            out, f"{summary.budget - summary.done} candidates left in the budget: {hint}{running}"
+        )
 
 
 def state_text(summary: CampaignSummary) -> str:

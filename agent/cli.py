@@ -16,6 +16,7 @@ from optforge.tasks.proxy import TASKS
 
 from . import display
 from .baseline_cache import BaselineCache
+from .cli_campaign import CampaignUsageError, ConfigFileError, add_commands
 from .config import EvaluationConfig, SandboxConfig, cache_dir
 from .evaluation import contract_rejection, evaluate
 from .runtime import open_runner
@@ -33,10 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         return int(args.handler(args))
-    except UsageError as exc:
-        print(f"optforge: error: {exc}", file=sys.stderr)
-        return 2
-    except SandboxUnavailable as exc:
+    except (UsageError, CampaignUsageError, ConfigFileError, SandboxUnavailable) as exc:
         print(f"optforge: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -62,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run without bubblewrap: candidates get NO network or filesystem isolation",
     )
     ev.set_defaults(handler=_cmd_evaluate)
+    add_commands(sub)
     return parser
 
 

@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from optforge.sandbox import Job, Limits, Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import check_source, declared_hparams
@@ -38,6 +40,8 @@ class TaskResult:
     error: str | None = None
     seconds: float = 0.0  # sandbox time of the candidate's jobs on this task
     seed_finals: tuple[float, ...] = ()  # final held-out metric per seed (paired comparisons)
+    curve: tuple[float, ...] = ()  # mean held-out metric at each checkpoint, at the best lr
+    reference_curve: tuple[float, ...] = ()  # tuned AdamW's, same checkpoints
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,15 @@ def _score(task: ProxyTask, outcome: SweepOutcome, ref: SweepOutcome) -> tuple[T
         task.name, "ok", outcome.metric, score=s.score, score_ci=s.score_ci, final=s.final,
         final_ci=s.final_ci, reference_final=s.reference_final, paired_diff_ci=s.paired_diff_ci,
         lr=outcome.lrs[best], reference_lr=ref.lrs[ref_best], seconds=seconds,
-        seed_finals=s.seed_finals,
+        seed_finals=s.seed_finals, curve=_mean_curve(outcome.curves[best]),
+        reference_curve=_mean_curve(ref.curves[ref_best]),
     )
     return result, s
+
+
+def _mean_curve(curves: np.ndarray) -> tuple[float, ...]:
+    """[seeds, checkpoints] -> the mean over seeds at each checkpoint."""
+    return tuple(float(v) for v in curves.mean(axis=0))
 
 
 def _finish(base: Evaluation, scored: list[tuple[TaskResult, TaskScore | None]]) -> Evaluation:

@@ -3,10 +3,13 @@ with them, and hides the files held-out data could be rebuilt from."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import json
 import pathlib
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,3 +52,27 @@ def open_runner(config: SandboxConfig, cache: pathlib.Path) -> Iterator[Runner]:
         yield runner
     finally:
         runner.close()
+
+
+@functools.cache
+def code_commit() -> str | None:
+    """The git commit of the optforge source that scores candidates ("<sha>-dirty" with local
+    edits), or the installed version when it does not run from a checkout; recorded with every
+    evaluation so a score can be traced to the code that computed it."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if sha.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, timeout=10,
+            )
+            return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    try:
+        return "optforge-" + importlib.metadata.version("optforge")
+    except importlib.metadata.PackageNotFoundError:
+        return None

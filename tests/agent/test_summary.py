@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
@@ -87,7 +88,7 @@ def _champion(cid: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def archive(tmp_path) -> tuple[ArchiveStore, dict[str, str]]:
+def archive(tmp_path) -> Iterator[tuple[ArchiveStore, dict[str, str]]]:
     ids = build_campaign(tmp_path / "run" / "archive.sqlite")
     store = ArchiveStore.open(tmp_path / "run" / "archive.sqlite")
     yield store, ids

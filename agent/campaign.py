@@ -1,0 +1,522 @@
+"""The discovery campaign loop: the only code that writes a campaign's archive (DESIGN.md, principle 2).
+
+    seed the islands with the bundled baselines of the kind
+    redo whatever a killed run left pending (in storage order)
+    until a budget runs out:
+        migrate elites around the ring when a generation calls for it
+        select parents on the next island -> propose -> store the candidate
+        -> tier 0 (dedupe by behaviour fingerprint) -> tier 1 -> tier 2 for the top of tier 1
+        -> promote it over the incumbent best on a significant paired difference
+
+Crash safety comes from the order of writes, each one a transaction: a candidate is stored before
+it is evaluated, each tier's evaluation as it lands, the cascade decision as an event. After a
+SIGKILL, what the archive holds says exactly what is left to do (`_advance`), so no evaluated
+candidate is lost and none is evaluated twice. Budgets count what the archive holds, so work done
+before a resume counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import random
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from optforge.archive import (
+    ArchiveStore,
+    CandidateRecord,
+    EvaluationRecord,
+    EventRecord,
+    SelectionParams,
+    build_members,
+    build_population,
+    migration_done,
+    migration_due,
+    migration_event,
+    plan_migration,
+    prompt_history,
+    sample_inspirations,
+    sample_parents,
+    seed_islands,
+)
+from optforge.sandbox import Runner
+from optforge.tasks.baselines import baseline_names, baseline_source
+
+from . import campaign_records as records
+from .baseline_cache import BaselineCache
+from .cascade import challenge, tier2_due
+from .config import CampaignConfig
+from .evaluation import Evaluation, contract_rejection, evaluate_tasks, run_tier0
+from .progress import Best, Progress
+from .proposers.base import Proposal, ProposalFailed, ProposalRequest, Proposer
+from .runtime import code_commit
+from .summary import SEED_PROPOSER, elapsed_s, summarize
+
+# Proposals in a row that yield no new candidate (failures, already-archived sources) before the
+# campaign gives up: a mutator stuck on a tiny population, or an LLM endpoint that keeps failing.
+MAX_FRUITLESS = 50
+
+
+@dataclass(frozen=True)
+class CampaignParts:
+    """What a campaign runs on, injected so tests can use fakes (DESIGN.md, principle 3)."""
+
+    runner: Runner
+    cache: BaselineCache
+    proposer: Proposer
+    on_progress: Callable[[Progress], None] = lambda progress: None
+    on_log: Callable[[str], None] = lambda line: None
+    clock: Callable[[], float] = time.time
+
+
+class Campaign:
+    def __init__(self, store: ArchiveStore, config: CampaignConfig, parts: CampaignParts):
+        self.store, self.config, self.parts = store, config, parts
+        self.kind = config.kind
+        self.params = SelectionParams(
+            n_islands=config.search.islands,
+            migration_interval=config.search.migration_interval,
+            exploitation=config.search.exploitation,
+            temperature=config.search.temperature,
+            inspirations=config.search.inspirations,
+        )
+        self._config_hash = records.evaluation_config_hash(config.evaluation)
+        self._commit = code_commit()
+        self._phase = "starting"
+        self._fruitless = 0
+        self._started = parts.clock()
+        self._elapsed_before = 0.0
+        self._done_at_start = 0
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, overrides: dict[str, Any] | None = None) -> str:
+        """Run until a budget is spent; returns why it stopped. Ctrl-C records an "interrupted"
+        event and re-raises; a SIGKILL records nothing and loses nothing (see the module doc)."""
+        resumed = bool(self.store.candidates())
+        self._elapsed_before = self._elapsed()
+        self._done_at_start = self._done()
+        self._started = self.parts.clock()
+        data = {"proposer": self.parts.proposer.name, "overrides": overrides or {}}
+        self._event("resume" if resumed else "start", data)
+        rng = random.Random(
+            f"{self.config.seed}:{len(self.store.candidates())}:{len(self.store.events())}"
+        )
+        try:
+            self._seed()
+            for candidate in self.store.candidates():
+                self._advance(candidate)
+            reason = self._search(rng)
+        except KeyboardInterrupt:
+            self._event("interrupted", {})
+            raise
+        self._phase = f"stopped: {reason}"
+        self._event("stop", {"reason": reason})
+        self._report()
+        return reason
+
+    def _search(self, rng: random.Random) -> str:
+        with self._proposals(rng) as next_proposal:
+            while (reason := self._stop_reason()) is None:
+                self._migrate()
+                self._phase = "proposing"
+                self._report()
+                island, outcome = next_proposal()
+                if isinstance(outcome, ProposalFailed):
+                    self._proposal_failed(outcome)
+                else:
+                    self._store(outcome, island)
+                if self._fruitless >= MAX_FRUITLESS:
+                    return f"{MAX_FRUITLESS} proposals in a row produced no new candidate"
+        return reason
+
+    def _stop_reason(self) -> str | None:
+        budget = self.config.budget
+        if self._done() >= budget.max_candidates:
+            return f"budget reached: {budget.max_candidates} candidates"
+        if budget.max_llm_cost_usd is not None:
+            spent = self.store.counts().llm_cost_usd
+            if spent >= budget.max_llm_cost_usd:
+                return f"LLM cost budget reached: ${spent:.2f} of ${budget.max_llm_cost_usd:.2f}"
+        if (
+            budget.max_wall_minutes is not None
+            and self._elapsed_now() >= 60 * budget.max_wall_minutes
+        ):
+            return f"wall-time budget reached: {budget.max_wall_minutes:g} minutes"
+        return None
+
+    # -- seeds, proposals, migration -------------------------------------------------------------
+
+    def _seed(self) -> None:
+        """Store the bundled baselines of the kind, dealt over the islands. Idempotent: a run
+        killed half-way through seeding completes it on resume with the same placement."""
+        names = baseline_names(self.kind)
+        sources = {name: baseline_source(self.kind, name) for name in names}
+        seeds = [
+            CandidateRecord.new(sources[n], self.kind, n, proposer=SEED_PROPOSER) for n in names
+        ]
+        plan = seed_islands([s.id for s in seeds], self.params.n_islands)
+        for seed in seeds:
+            self.store.add_candidate(dataclasses.replace(seed, island=plan.births[seed.id]))
+        event = plan.event()
+        if event is not None and not self.store.events(event.kind):
+            self.store.add_event(event)
+
+    @contextmanager
+    def _proposals(
+        self, rng: random.Random
+    ) -> Iterator[Callable[[], tuple[int, Proposal | ProposalFailed]]]:
+        """Proposals in request order; an LLM proposer gets up to `max_concurrency` requests in
+        flight while the loop evaluates (each request sees the archive as it was when made)."""
+        ahead = self.config.llm.max_concurrency if self.parts.proposer.name != "mutate" else 1
+        pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="propose")
+        # Each request is for one island, where its first parent was sampled: the child is born
+        # there (the island invariant), so the island travels with the request.
+        queue: list[tuple[int, Future[Proposal | ProposalFailed]]] = []
+        turn = self._done()  # round-robin over islands, continued across resumes
+
+        def submit() -> None:
+            nonlocal turn
+            island = turn % self.params.n_islands
+            request = self._request(island, rng)
+            proposer_rng = random.Random(rng.getrandbits(64))
+            queue.append(
+                (island, pool.submit(_propose, self.parts.proposer, request, proposer_rng))
+            )
+            turn += 1
+
+        def next_proposal() -> tuple[int, Proposal | ProposalFailed]:
+            while len(queue) < ahead:
+                submit()
+            island, future = queue.pop(0)
+            return island, future.result()
+
+        try:
+            yield next_proposal
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _request(self, island: int, rng: random.Random) -> ProposalRequest:
+        candidates = self.store.candidates()
+        evaluations = self.store.evaluations()
+        members = build_members(candidates, evaluations, self.store.events())
+        population = build_population(members, self.params)
+        k = 2 if rng.random() < self.config.search.crossover_rate else 1
+        parents = sample_parents(population.islands[island], rng, self.params, k)
+        inspirations = sample_inspirations(population, island, parents, rng, self.params)
+        by_id = {c.id: c for c in candidates}
+        tier1 = {e.candidate_id: e for e in evaluations if e.tier == 1}
+
+        def info(candidate_id: str) -> records.ParentInfo:
+            return records.parent_info(by_id[candidate_id], tier1.get(candidate_id))
+
+        history = prompt_history(members, self.config.llm.history_size)
+        return ProposalRequest(
+            self.kind,
+            tuple(info(m.candidate_id) for m in parents),
+            tuple(info(m.candidate_id) for m in inspirations),
+            tuple(info(m.candidate_id) for m in history),
+        )
+
+    def _migrate(self) -> None:
+        generation = self._generation()
+        if migration_due(generation, self.params) and not migration_done(
+            self.store.events(), generation
+        ):
+            members = build_members(
+                self.store.candidates(), self.store.evaluations(), self.store.events()
+            )
+            moves = plan_migration(build_population(members, self.params), generation)
+            self.store.add_event(migration_event(moves, generation))
+            self.parts.on_log(
+                f"generation {generation}: migrated {len(moves)} elites around the ring"
+            )
+
+    def _store(self, proposal: Proposal, island: int) -> None:
+        record = records.candidate_record(proposal, self.kind, island, self._generation())
+        calls = records.llm_call_records(proposal.llm_calls)
+        if not self.store.add_candidate(record, calls):
+            self._fruitless += 1
+            self._event(
+                "duplicate_source", {"candidate_id": record.id, "proposer": proposal.proposer}
+            )
+            return
+        self._fruitless = 0
+        self._advance(record)
+
+    def _proposal_failed(self, failure: ProposalFailed) -> None:
+        self._fruitless += 1
+        for call in records.llm_call_records(failure.llm_calls):
+            self.store.add_llm_call(call)
+        self._event(
+            "proposal_failed", {"proposer": self.parts.proposer.name, "error": str(failure)}
+        )
+        self.parts.on_log(f"proposal failed: {failure}")
+
+    # -- evaluation: the cascade ----------------------------------------------------------------
+
+    def _advance(self, candidate: CandidateRecord) -> None:
+        """Take a stored candidate through whatever tiers it still owes, writing each as it lands."""
+        done = self._evaluations(candidate.id)
+        if 0 not in done:
+            if not self._tier0(candidate):
+                return
+            done = self._evaluations(candidate.id)
+        if not done[0].passed:
+            return
+        if 1 not in done:
+            tier1 = self._tier_tasks(candidate, 1, done[0])
+            done[1] = tier1
+        if not done[1].passed:
+            return
+        decided = self._cascade_decision(candidate)
+        if decided is None:
+            decided = self._decide_cascade(candidate, done[1])
+        if decided and 2 not in done:
+            self._tier_tasks(candidate, 2, done[0])
+        self._maybe_promote(candidate)
+        self._report()
+
+    def _tier0(self, candidate: CandidateRecord) -> bool:
+        """Tier 0, then the fingerprint dedupe. False when the candidate needs nothing more."""
+        self._phase = f"tier 0: {candidate.id[:8]} {candidate.name}"
+        self._report()
+        evaluation = contract_rejection(candidate.source, self.kind, 0)
+        if evaluation is None:
+            evaluation = run_tier0(
+                candidate.source, self.kind, self.parts.runner, self.config.evaluation
+            )
+        original = (
+            self.store.by_fingerprint(evaluation.fingerprint, tier=0)
+            if evaluation.status == "ok" and evaluation.fingerprint
+            else None
+        )
+        self._save(candidate.id, evaluation)
+        if original is None or original.candidate_id == candidate.id:
+            return evaluation.status == "ok"
+        for earlier in self._evaluations(original.candidate_id).values():
+            if earlier.tier > 0:  # the same behaviour: its scores are this candidate's scores
+                self.store.add_evaluation(
+                    dataclasses.replace(
+                        earlier,
+                        candidate_id=candidate.id,
+                        reused_from=original.candidate_id,
+                        seconds=0.0,
+                        created_at=self.parts.clock(),
+                    )
+                )
+        self.parts.on_log(
+            f"{candidate.id[:8]} {candidate.name} behaves like {original.candidate_id[:8]}: reused its evaluation"
+        )
+        return False
+
+    def _tier_tasks(
+        self, candidate: CandidateRecord, tier: int, tier0: EvaluationRecord
+    ) -> EvaluationRecord:
+        self._phase = f"tier {tier}: {candidate.id[:8]} {candidate.name}"
+        self._report()
+        screened = Evaluation(
+            self.kind,
+            0,
+            "ok",
+            fingerprint=tier0.fingerprint,
+            batch_safe=tier0.batch_safe,
+            state_tensors=_state_tensors(tier0),
+        )
+        evaluation = evaluate_tasks(
+            candidate.source,
+            self.kind,
+            tier,
+            screened,
+            self.parts.runner,
+            self.config.evaluation,
+            self.parts.cache,
+        )
+        record = self._save(candidate.id, evaluation)
+        score = f"{record.score:.3f}" if record.score is not None else record.status
+        self.parts.on_log(
+            f"tier {tier} {candidate.id[:8]} {candidate.name}: {score} ({record.seconds:.0f} s)"
+        )
+        return record
+
+    def _decide_cascade(self, candidate: CandidateRecord, tier1: EvaluationRecord) -> bool:
+        if candidate.proposer == SEED_PROPOSER:
+            due = self.config.cascade.seeds_tier2
+        elif any(e.reused_from for e in self._evaluations(candidate.id).values()):
+            due = False  # its twin already had its chance at tier 2
+        else:
+            scores = [
+                e.score for e in self.store.evaluations(tier=1) if e.passed and e.score is not None
+            ]
+            due = tier1.score is not None and tier2_due(tier1.score, scores, self.config.cascade)
+        self._event("cascade", {"candidate_id": candidate.id, "tier2": due})
+        return due
+
+    def _cascade_decision(self, candidate: CandidateRecord) -> bool | None:
+        for event in self.store.events("cascade"):
+            if event.data["candidate_id"] == candidate.id:
+                return bool(event.data["tier2"])
+        return None
+
+    def _maybe_promote(self, candidate: CandidateRecord) -> None:
+        champions = self.store.events("champion")
+        incumbent = champions[-1].data["candidate_id"] if champions else None
+        if incumbent == candidate.id or any(
+            e.data["candidate_id"] == candidate.id for e in champions
+        ):
+            return
+        verdict = challenge(
+            self._evaluations(candidate.id), self._evaluations(incumbent) if incumbent else None
+        )
+        if not verdict.promote:
+            return
+        self._event(
+            "champion",
+            {
+                "candidate_id": candidate.id,
+                "previous": incumbent,
+                "tier": verdict.tier,
+                "ratio": verdict.ratio,
+                "ci": list(verdict.ci) if verdict.ci else None,
+            },
+        )
+        if incumbent is not None:
+            self.parts.on_log(
+                f"new best: {candidate.id[:8]} {candidate.name}, {verdict.ratio:.3f}x the previous best"
+                f" on tier {verdict.tier} (CI {verdict.ci[0]:.3f}-{verdict.ci[1]:.3f})"
+                if verdict.ci and verdict.ratio
+                else f"new best: {candidate.id[:8]} {candidate.name}"
+            )
+
+    # -- records and reporting ------------------------------------------------------------------
+
+    def _save(self, candidate_id: str, evaluation: Evaluation) -> EvaluationRecord:
+        record = records.evaluation_record(
+            candidate_id, evaluation, code_commit=self._commit, config_hash=self._config_hash
+        )
+        self.store.add_evaluation(record)
+        return record
+
+    def _evaluations(self, candidate_id: str) -> dict[int, EvaluationRecord]:
+        return {e.tier: e for e in self.store.evaluations(candidate_id=candidate_id)}
+
+    def _event(self, kind: str, data: dict) -> None:
+        self.store.add_event(EventRecord(kind, data, created_at=self.parts.clock()))
+
+    def _done(self) -> int:
+        return sum(c.proposer != SEED_PROPOSER for c in self.store.candidates())
+
+    def _generation(self) -> int:
+        return 1 + self._done() // self.params.n_islands
+
+    def _elapsed(self) -> float:
+        store = self.store
+        times = [r.created_at for r in (*store.candidates(), *store.evaluations(), *store.events())]
+        return elapsed_s(store.events(), times)
+
+    def _elapsed_now(self) -> float:
+        return self._elapsed_before + self.parts.clock() - self._started
+
+    def _report(self) -> None:
+        summary = summarize(self.store, top=1)
+        champion = summary.champion
+        best = None
+        if champion is not None and champion.score is not None:
+            ci = champion.tier2_ci if champion.tier2_score is not None else champion.tier1_ci
+            best = Best(
+                champion.id,
+                champion.name,
+                champion.score,
+                ci,
+                2 if champion.tier2_score is not None else 1,
+            )
+        done = summary.done
+        new = done - self._done_at_start
+        elapsed = self._elapsed_now()
+        run_time = self.parts.clock() - self._started
+        eta = (self.config.budget.max_candidates - done) * run_time / new if new > 0 else None
+        self.parts.on_progress(
+            Progress(
+                archive=self.store.path,
+                kind=self.kind,
+                proposer=self.parts.proposer.name,
+                done=done,
+                budget=self.config.budget.max_candidates,
+                phase=self._phase,
+                generation=self._generation(),
+                seeds=summary.n_seeds,
+                best=best,
+                statuses=dict(summary.statuses),
+                deduplicated=summary.deduplicated,
+                duplicate_sources=summary.duplicate_sources,
+                proposal_failures=summary.proposal_failures,
+                llm_calls=summary.llm_calls,
+                llm_errors=summary.llm_errors,
+                llm_cost_usd=summary.llm_cost_usd,
+                elapsed_s=elapsed,
+                eta_s=max(eta, 0.0) if eta is not None else None,
+            )
+        )
+
+
+def _propose(
+    proposer: Proposer, request: ProposalRequest, rng: random.Random
+) -> Proposal | ProposalFailed:
+    """One proposal, with a failure returned rather than raised so it crosses the thread pool as data."""
+    try:
+        return proposer.propose(request, rng)
+    except ProposalFailed as failure:
+        return failure
+
+
+def _state_tensors(tier0: EvaluationRecord) -> int | None:
+    value = tier0.descriptors.get("state_tensors")
+    return int(value) if value is not None else None
+
+
+# -- campaign directories -----------------------------------------------------------------------
+
+ARCHIVE_FILE = "archive.sqlite"
+CONFIG_COPY = "campaign.toml"  # the effective config at creation, for people to read
+# Settings a resume may change: how much more to spend and how to run it here. The rest decides
+# what the archive means (kind, tasks, seeds, search) and stays as created.
+RESUME_OVERRIDES = {
+    ("budget", "max_candidates"),
+    ("budget", "max_llm_cost_usd"),
+    ("budget", "max_wall_minutes"),
+    ("evaluation", "sandbox", "workers"),
+    ("evaluation", "sandbox", "allow_unisolated"),
+}
+
+
+def archive_path(directory: pathlib.Path) -> pathlib.Path:
+    return directory / ARCHIVE_FILE
+
+
+def effective_config(store: ArchiveStore) -> CampaignConfig:
+    """The stored config with every override a resume recorded, in order."""
+    data = store.config()
+    for event in store.events():
+        if event.kind in ("start", "resume"):
+            for dotted, value in event.data.get("overrides", {}).items():
+                _set(data, tuple(dotted.split(".")), value)
+    return CampaignConfig.model_validate(data)
+
+
+def with_overrides(config: CampaignConfig, overrides: dict[str, Any]) -> CampaignConfig:
+    """`config` with dotted-key overrides applied and validated (ValidationError on bad values)."""
+    data = config.model_dump(mode="json")
+    for dotted, value in overrides.items():
+        _set(data, tuple(dotted.split(".")), value)
+    return CampaignConfig.model_validate(data)
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        data = data[key]
+    data[path[-1]] = value

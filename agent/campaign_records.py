@@ -1,0 +1,98 @@
+"""Conversions between the agent's objects and the archive's records (the archive imports nothing
+from the agent): evaluations and proposals become records; stored records become what a proposer
+may see. Held-out (tier-2) results never flow into a ParentInfo (DESIGN.md, principle 9)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from optforge.archive import (
+    STATE_TENSORS,
+    CandidateRecord,
+    EvaluationRecord,
+    LLMCallRecord,
+    config_hash,
+)
+
+from .config import EvaluationConfig
+from .evaluation import Evaluation
+from .proposers.base import LLMCall, ParentInfo, Proposal, TaskFeedback
+
+
+def evaluation_record(
+    candidate_id: str, evaluation: Evaluation, *, code_commit: str | None, config_hash: str
+) -> EvaluationRecord:
+    descriptors = {}
+    if evaluation.state_tensors is not None:
+        descriptors[STATE_TENSORS] = float(evaluation.state_tensors)
+    return EvaluationRecord(
+        candidate_id=candidate_id,
+        tier=evaluation.tier,
+        status=evaluation.status,
+        score=evaluation.score,
+        score_ci=evaluation.score_ci,
+        error=evaluation.error,
+        tasks=tuple(asdict(t) for t in evaluation.tasks),
+        fingerprint=evaluation.fingerprint,
+        batch_safe=evaluation.batch_safe,
+        seeds=evaluation.seeds,
+        learning_rates=tuple(evaluation.learning_rates),
+        task_versions=dict(evaluation.task_versions),
+        descriptors=descriptors,
+        code_commit=code_commit,
+        config_hash=config_hash,
+        seconds=evaluation.seconds,
+    )
+
+
+def evaluation_config_hash(config: EvaluationConfig) -> str:
+    """Hash of what changes scores (seeds, sweep), not of where they ran (the sandbox settings)."""
+    return config_hash(config.model_dump(mode="json", exclude={"sandbox"}))
+
+
+def candidate_record(
+    proposal: Proposal, kind: str, island: int, generation: int
+) -> CandidateRecord:
+    return CandidateRecord.new(
+        proposal.source,
+        kind,
+        proposal.name,
+        parent_ids=proposal.parent_ids,
+        island=island,
+        generation=generation,
+        proposer=proposal.proposer,
+        thought=proposal.thought,
+        prompt=proposal.prompt,
+        reply=proposal.reply,
+    )
+
+
+def llm_call_records(calls: tuple[LLMCall, ...]) -> list[LLMCallRecord]:
+    """Calls as records; the store sets candidate_id when they arrive with a candidate."""
+    return [
+        LLMCallRecord(None, c.model, c.tokens_in, c.tokens_out, c.cost_usd, c.latency_s, c.error)
+        for c in calls
+    ]
+
+
+def parent_info(candidate: CandidateRecord, tier1: EvaluationRecord | None) -> ParentInfo:
+    """What a proposer may see of a candidate: its code, tier-1 score and tier-1 feedback only."""
+    if tier1 is not None and tier1.tier != 1:
+        raise ValueError("a prompt may only show tier-1 results: held-out ones never enter prompts")
+    if tier1 is None:
+        return ParentInfo(candidate.id, candidate.name, candidate.source, None, "pending")
+    feedback = tuple(_feedback(task) for task in tier1.tasks)
+    score = tier1.score if tier1.passed else None
+    return ParentInfo(candidate.id, candidate.name, candidate.source, score, tier1.status, feedback)
+
+
+def _feedback(task: dict[str, Any]) -> TaskFeedback:
+    return TaskFeedback(
+        task=task["name"],
+        status=task["status"],
+        score=task.get("score"),
+        error=task.get("error"),
+        curve=tuple(task.get("curve") or ()),
+        reference_curve=tuple(task.get("reference_curve") or ()),
+    )

@@ -1,0 +1,139 @@
+"""The campaign display: plain lines off a terminal, a live panel on one, and the final report."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pathlib
+
+import pytest
+from rich.console import Console
+
+from optforge.agent.campaign_display import LiveDisplay, print_status, print_summary
+from optforge.agent.progress import Best, Progress
+from optforge.agent.summary import summarize
+from optforge.archive import ArchiveStore, EventRecord
+from tests.agent.test_summary import build_campaign
+
+BEST = Best("3fa9c2e1aaaa" + "0" * 52, "adam_tanh", 1.072, (1.03, 1.11), 1)
+
+
+def _console(terminal: bool = False) -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, width=160, force_terminal=terminal), buffer
+
+
+def _progress(**changes: object) -> Progress:
+    base = Progress(
+        archive=pathlib.Path("runs/demo/archive.sqlite"),
+        kind="optimizer",
+        proposer="llm:gpt-4o-mini",
+        done=12,
+        budget=200,
+        phase="tier 1: 3fa9c2e1 adam_tanh",
+        seeds=8,
+        best=BEST,
+        statuses={"ok": 9, "failed_tier0": 2, "diverged": 1},
+        llm_calls=14,
+        llm_errors=2,
+        llm_cost_usd=0.0123,
+        elapsed_s=192.0,
+        eta_s=3000.0,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_plain_progress_line_names_count_best_failures_llm_and_eta():
+    console, out = _console()
+    with LiveDisplay(console) as display:  # not a terminal: plain lines
+        display.update(_progress())
+    line = out.getvalue().strip()
+    assert line.startswith("[12/200] best 1.072 [1.030, 1.110] 3fa9c2e1aaaa adam_tanh")
+    assert "failures: failed_tier0 2, diverged 1" in line
+    assert "llm: 14 calls, 2 errors, $0.0123" in line
+    assert "elapsed 3m12s, eta 50m00s" in line and line.endswith("tier 1: 3fa9c2e1 adam_tanh")
+
+
+def test_plain_mode_prints_a_progress_line_only_when_something_changed():
+    console, out = _console()
+    with LiveDisplay(console, live=False) as display:
+        display.update(_progress())
+        display.update(_progress())  # equal snapshot
+        display.update(_progress(phase="tier 1: 77aa01 other", elapsed_s=200.0))  # same prefix
+        assert len(out.getvalue().splitlines()) == 1
+        display.update(_progress(phase="tier 2: 3fa9c2e1 adam_tanh"))
+        display.update(_progress(done=13))
+        display.update(_progress(done=13, best=dataclasses.replace(BEST, score=1.2)))
+    assert len(out.getvalue().splitlines()) == 4
+
+
+def test_plain_log_lines_print_as_is_and_never_crash_on_missing_values():
+    console, out = _console()
+    with LiveDisplay(console, live=False) as display:
+        display.log("[red]stored[/red] 3fa9c2e1 [tier 0 ok]")
+        display.update(
+            _progress(best=None, eta_s=None, phase="", statuses={}, proposer="mutate", llm_calls=0)
+        )
+    first, second = out.getvalue().splitlines()
+    assert first == "[red]stored[/red] 3fa9c2e1 [tier 0 ok]"
+    assert second.startswith("[12/200] best - | failures: none")
+    assert "eta ?" in second and "llm" not in second  # an offline proposer shows no LLM counters
+
+
+def test_live_mode_renders_the_panel_and_logs_above_it():
+    console, out = _console(terminal=True)
+    display = LiveDisplay(console)
+    assert display.live  # the default follows the console: a terminal here
+    with display:
+        display.log("seeded 8 baselines")
+        display.update(_progress(deduplicated=3, duplicate_sources=4))
+        display.update(_progress(best=None, eta_s=None, statuses={}))
+    text = out.getvalue()
+    assert "seeded 8 baselines" in text
+    assert "12/200 candidates (+8 seeds)" in text and "3 reused evaluations" in text
+    assert "optforge: optimizer campaign, proposer llm:gpt-4o-mini" in text
+
+
+@pytest.fixture
+def summary_store(tmp_path):
+    path = tmp_path / "run" / "archive.sqlite"
+    ids = build_campaign(path)
+    with ArchiveStore.open(path) as store:
+        yield store, ids
+
+
+def test_summary_lists_top_candidates_and_compares_the_best_with_adamw_and_lion(summary_store):
+    store, ids = summary_store
+    console, out = _console()
+    print_summary(summarize(store, top=5), console)
+    text = out.getvalue()
+    assert "tier 1 [95% CI]" in text and "tier 2 [95% CI]" in text
+    assert ids["tier2_drop"][:12] in text and "0.950 [0.900, 1.000]" in text
+    assert ids["late"][:12] not in text  # only the top 5 rows
+    best = f"best: 1.050 x tuned AdamW on tier 1 ({ids['steady'][:12]} steady); Lion: 0.909"
+    assert best in text
+    assert "steady *" in text  # the champion is marked
+    assert "1 deduplicated" in text and "2 duplicate sources" in text
+    assert "outcomes: ok 3, diverged 1, failed_tier0 1, pending 1" in text
+    assert "llm: 2 calls, 1 errors, $0.2500" in text
+    assert f"archive: {store.path}" in text
+    assert max(len(line) for line in text.splitlines()) <= 160 and "\x1b" not in text
+
+
+def test_status_says_how_the_campaign_ended_and_how_to_resume(summary_store):
+    store, _ = summary_store
+    store.add_event(EventRecord("stop", {"reason": "max_wall_minutes reached"}))
+    console, out = _console()
+    print_status(summarize(store), console)
+    text = out.getvalue()
+    assert "state: stopped: max_wall_minutes reached" in text
+    assert f"optforge resume {store.path.parent}" in text and "4 candidates left" in text
+
+
+def test_status_gives_no_resume_hint_once_the_budget_is_spent(summary_store):
+    store, _ = summary_store
+    summary = dataclasses.replace(summarize(store), done=10)
+    console, out = _console()
+    print_status(summary, console)
+    assert "optforge resume" not in out.getvalue()
+    assert "state: running, or killed" in out.getvalue()
