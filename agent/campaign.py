@@ -92,6 +92,7 @@ class Campaign:
         self._started = parts.clock()
         self._elapsed_before = 0.0
         self._done_at_start = 0
+        self._search_started: float | None = None  # when proposing began in this run (for the ETA)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -121,6 +122,7 @@ class Campaign:
         return reason
 
     def _search(self, rng: random.Random) -> str:
+        self._search_started = self.parts.clock()
         with self._proposals(rng) as next_proposal:
             while (reason := self._stop_reason()) is None:
                 self._migrate()
@@ -143,12 +145,13 @@ class Campaign:
             spent = self.store.counts().llm_cost_usd
             if spent >= budget.max_llm_cost_usd:
                 return f"LLM cost budget reached: ${spent:.2f} of ${budget.max_llm_cost_usd:.2f}"
-        if (
-            budget.max_wall_minutes is not None
-            and self._elapsed_now() >= 60 * budget.max_wall_minutes
-        ):
+        if self._out_of_time():
             return f"wall-time budget reached: {budget.max_wall_minutes:g} minutes"
         return None
+
+    def _out_of_time(self) -> bool:
+        limit = self.config.budget.max_wall_minutes
+        return limit is not None and self._elapsed_now() >= 60 * limit
 
     # -- seeds, proposals, migration -------------------------------------------------------------
 
@@ -278,6 +281,8 @@ class Campaign:
         if decided is None:
             decided = self._decide_cascade(candidate, done[1])
         if decided and 2 not in done:
+            if self._out_of_time():
+                return  # the decision is stored: a resume with more time runs tier 2
             self._tier_tasks(candidate, 2, done[0])
         self._maybe_promote(candidate)
         self._report()
@@ -297,6 +302,10 @@ class Campaign:
             else None
         )
         self._save(candidate.id, evaluation)
+        if evaluation.status != "ok":
+            self.parts.on_log(
+                f"tier 0 {candidate.id[:8]} {candidate.name}: {evaluation.status}: {evaluation.error}"
+            )
         if original is None or original.candidate_id == candidate.id:
             return evaluation.status == "ok"
         for earlier in self._evaluations(original.candidate_id).values():
@@ -438,7 +447,7 @@ class Campaign:
         done = summary.done
         new = done - self._done_at_start
         elapsed = self._elapsed_now()
-        run_time = self.parts.clock() - self._started
+        run_time = self.parts.clock() - (self._search_started or self.parts.clock())
         eta = (self.config.budget.max_candidates - done) * run_time / new if new > 0 else None
         self.parts.on_progress(
             Progress(

@@ -92,8 +92,9 @@ class LiveDisplay:
     """Shows a running campaign. Use as a context manager; `update` with each new snapshot.
 
     Live (a terminal): a panel refreshed a few times a second, log lines printed above it. Not live:
-    plain lines; a progress line only when the count, the best or the phase's prefix ("tier 1" of
-    "tier 1: 3fa9c2e1 adam_tanh") changed, so a log grows by a few lines per candidate."""
+    plain lines; a progress line only when the count or the best changed, or the campaign stopped
+    (the campaign's own log lines already say which tier each candidate is in), so a log grows by
+    about two lines per candidate."""
 
     def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
         self.console = console or default_console()
@@ -136,7 +137,8 @@ class LiveDisplay:
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def _print_if_changed(self, progress: Progress) -> None:
-        key = (progress.done, progress.budget, progress.best, _phase_prefix(progress.phase))
+        stopped = (progress.phase or "").startswith("stopped")
+        key = (progress.done, progress.budget, progress.best, stopped)
         if key != self._last_key:
             self._last_key = key
             self.log(progress_line(progress))
@@ -145,10 +147,6 @@ class LiveDisplay:
         if self._progress is None:
             return Text("optforge: starting ...")
         return progress_panel(self._progress, time.monotonic() - self._updated_at)
-
-
-def _phase_prefix(phase: str | None) -> str:
-    return (phase or "").split(":", 1)[0].strip()
 
 
 def progress_line(p: Progress) -> str:

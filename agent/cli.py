@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The trusted side scores tiny models while every core runs a sandbox worker: more threads only
     # contend (one thread measured ~100x faster on tiny tensors under load).
     torch.set_num_threads(1)
+    # A campaign's log is read while it grows (`tail -f`, CI): flush each line, even into a file.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         return int(args.handler(args))
     except (UsageError, CampaignUsageError, ConfigFileError, SandboxUnavailable) as exc:

@@ -59,11 +59,11 @@ def test_plain_mode_prints_a_progress_line_only_when_something_changed():
     with LiveDisplay(console, live=False) as display:
         display.update(_progress())
         display.update(_progress())  # equal snapshot
-        display.update(_progress(phase="tier 1: 77aa01 other", elapsed_s=200.0))  # same prefix
+        display.update(_progress(phase="tier 2: 77aa01 other", elapsed_s=200.0))  # phase only
         assert len(out.getvalue().splitlines()) == 1
-        display.update(_progress(phase="tier 2: 3fa9c2e1 adam_tanh"))
         display.update(_progress(done=13))
         display.update(_progress(done=13, best=dataclasses.replace(BEST, score=1.2)))
+        display.update(_progress(done=13, best=dataclasses.replace(BEST, score=1.2), phase="stopped: budget"))
     assert len(out.getvalue().splitlines()) == 4
 
 
