@@ -81,3 +81,10 @@ def test_loss_with_zero_gradient_fails():
     source = "import torch\ndef loss(logits, targets):\n    return (logits * 0).sum()\n"
     report = run_tier0(load_candidate(source, "loss"))
     assert not report.passed and report.error.startswith("finite_gradient")
+
+
+@pytest.mark.parametrize(
+    ("name", "tensors"), [("adam", 2), ("lion", 1), ("nesterov", 1), ("signsgd", 0)]
+)
+def test_state_tensors_counts_the_memory_an_optimizer_keeps_per_parameter(name, tensors):
+    assert run_tier0(load_baseline("optimizer", name)).state_tensors == tensors
