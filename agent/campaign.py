@@ -284,7 +284,8 @@ class Campaign:
             if self._out_of_time():
                 return  # the decision is stored: a resume with more time runs tier 2
             self._tier_tasks(candidate, 2, done[0])
-        self._maybe_promote(candidate)
+        if self._unchallenged(candidate):
+            self._maybe_promote(candidate)
         self._report()
 
     def _tier0(self, candidate: CandidateRecord) -> bool:
@@ -371,6 +372,17 @@ class Campaign:
             if event.data["candidate_id"] == candidate.id:
                 return bool(event.data["tier2"])
         return None
+
+    def _unchallenged(self, candidate: CandidateRecord) -> bool:
+        """Whether the candidate has yet to face the current incumbent: its last evaluation landed
+        after the last promotion. A resume re-checks such a candidate (the verdict is deterministic,
+        so one already checked gets the same answer), never an earlier one against a newer
+        incumbent it was not evaluated to face."""
+        champions = self.store.events("champion")
+        if not champions:
+            return True
+        last = max(e.created_at for e in self.store.evaluations(candidate_id=candidate.id))
+        return last >= champions[-1].created_at
 
     def _maybe_promote(self, candidate: CandidateRecord) -> None:
         champions = self.store.events("champion")

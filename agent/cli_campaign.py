@@ -138,7 +138,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     with store:
         summary = summarize(store)
     if args.json:
-        print(json.dumps(_jsonable(asdict(summary)), indent=2, default=str))
+        data = asdict(summary)
+        data["statuses"] = dict(summary.statuses)  # asdict rebuilds a Counter from its items
+        print(json.dumps(_jsonable(data), indent=2, default=str))
     else:
         print_status(summary)
     return 0

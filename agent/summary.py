@@ -134,7 +134,7 @@ def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
         proposer=_proposer(events),
         n_seeds=len(seeds),
         done=len(new),
-        budget=int(config.get("budget", {}).get("max_candidates", 0)),
+        budget=_budget(config, events),
         statuses=Counter(r.status for r in new),
         deduplicated=sum(1 for r in new if r.reused_from),
         duplicate_sources=sum(1 for e in events if e.kind == "duplicate_source"),
@@ -149,6 +149,16 @@ def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
         elapsed_s=elapsed_s(events, _times(candidates, evaluations, store.llm_calls(), events)),
         best=next((r for r in ranked if not r.is_seed and r.score is not None), None),
     )
+
+
+def _budget(config: dict[str, Any], events: Sequence[EventRecord]) -> int:
+    """max_candidates as created, or as the latest start/resume that overrode it (`optforge resume
+    --budget N` records its override in the resume event; see campaign.effective_config)."""
+    budget = int(config.get("budget", {}).get("max_candidates", 0))
+    for event in events:
+        if event.kind in RUN_STARTS:
+            budget = int(event.data.get("overrides", {}).get("budget.max_candidates", budget))
+    return budget
 
 
 def _proposer(events: Sequence[EventRecord]) -> str:

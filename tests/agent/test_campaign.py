@@ -34,6 +34,7 @@ from optforge.agent.campaign import (
     effective_config,
     with_overrides,
 )
+from optforge.agent.cli import main
 from optforge.agent.config_file import load_config
 from optforge.agent.proposers.base import Proposal, ProposalRequest
 from optforge.agent.runtime import open_runner
@@ -79,9 +80,14 @@ workers = 2
 # -- helpers ------------------------------------------------------------------------------------
 
 
+def _env_removed() -> list[str]:
+    """The variables that could point optforge at an LLM or elsewhere."""
+    return [k for k in os.environ if k.startswith(("OPTFORGE_", "OPENAI_"))]
+
+
 def _env(cache: pathlib.Path) -> dict[str, str]:
     """The environment of a user with no LLM configured (so `auto` means the mutation proposer)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTFORGE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if k not in _env_removed()}
     env.update(OPTFORGE_CACHE_DIR=str(cache), PYTHONUNBUFFERED="1")
     return env
 
@@ -354,6 +360,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
                 break
             tree = sigkill(proc)
             kills += 1
+            assert tree, "the campaign had no sandbox workers to check"
             assert_no_orphans(tree, directory)
             evaluated_before_kill.append(read(directory).eval_keys())
             proc = start("resume", directory, cache=cache, cwd=tmp_path, log=log)
@@ -406,13 +413,11 @@ def test_budget_stops_exactly_and_a_resume_counts_earlier_work(grown):
     assert stop_reason(third) == "budget reached: 5 candidates"
 
 
-def test_wall_time_budget_stops_a_resumed_campaign(grown, cache, tmp_path):
+def test_wall_time_budget_stops_a_resumed_campaign(grown, cli, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(grown.directory, copy)
-    out = optforge(
-        "resume", copy, "--budget", 100, "--max-minutes", 0.01, cache=cache, cwd=tmp_path
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, _, err = cli("resume", copy, "--budget", 100, "--max-minutes", 0.01)
+    assert code == 0, err
     snap = read(copy)
     assert stop_reason(snap) == "wall-time budget reached: 0.01 minutes"
     assert snap.candidates == grown.snaps[-1].candidates  # earlier runs' time counts: no room left
@@ -533,33 +538,41 @@ def test_duplicate_source_is_skipped_and_a_behavioural_twin_reuses_its_evaluatio
 # -- 4. the command line ----------------------------------------------------------------------
 
 
-def test_init_writes_a_config_that_run_accepts(cache, tmp_path):
+@pytest.fixture
+def cli(cache, tmp_path, monkeypatch, capsys):
+    """`optforge ARGS` in this process (no interpreter start): (exit status, stdout, stderr)."""
+    for name in _env_removed():
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OPTFORGE_CACHE_DIR", str(cache))
+    monkeypatch.chdir(tmp_path)
+
+    def call(*args: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call
+
+
+def test_init_writes_a_config_that_run_accepts(cache, cli, tmp_path):
     path = tmp_path / "campaign.toml"
-    out = optforge("init", path, cache=cache, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    code, _, err = cli("init", path)
+    assert code == 0, err
     expected = load_config(path)
-    again = optforge("init", path, cache=cache, cwd=tmp_path)  # never overwrites
-    assert again.returncode == 2 and "already exists" in again.stderr
+    code, _, err = cli("init", path)  # never overwrites
+    assert code == 2 and "already exists" in err
 
     # The default campaign takes hours: stop it once it has accepted the file and created its
     # archive (the effective config is written next to it).
-    directory = tmp_path / "D"
-    proc = start(
-        "run",
-        "--config",
-        path,
-        "--dir",
-        directory,
-        cache=cache,
-        cwd=tmp_path,
-        log=tmp_path / "run.log",
-    )
+    directory, log = tmp_path / "D", tmp_path / "run.log"
+    proc = start("run", "--config", path, "--dir", directory, cache=cache, cwd=tmp_path, log=log)
     try:
         created = wait_for(lambda: (directory / "campaign.toml").exists(), proc, timeout=120)
     finally:
         if proc.poll() is None:
             sigkill(proc)
-    assert created, (tmp_path / "run.log").read_text()[-3000:]
+    assert created, log.read_text()[-3000:]
     with ArchiveStore.open(archive_path(directory)) as store:
         assert store.config() == expected.model_dump(mode="json")
     assert load_config(directory / "campaign.toml") == expected
@@ -574,27 +587,36 @@ def test_init_writes_a_config_that_run_accepts(cache, tmp_path):
         (("run", "--dir", "{campaign}", "--kind", "loss"), "already holds a campaign"),
     ],
 )
-def test_bad_input_is_one_line_on_stderr_and_exit_2(grown, cache, tmp_path, args, message):
+def test_bad_input_is_one_line_on_stderr_and_exit_2(grown, cli, tmp_path, args, message):
     filled = [str(a).format(tmp=tmp_path, campaign=grown.directory) for a in args]
     before = read(grown.directory)
-    out = optforge(*filled, cache=cache, cwd=tmp_path)
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("optforge: error: "), out.stderr
+    code, _, err = cli(*filled)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("optforge: error: "), err
     assert message in lines[0]
     assert not (tmp_path / "new").exists()
     assert read(grown.directory).events == before.events  # a refused command changes nothing
 
 
-def test_status_prints_the_counts_and_json(grown, cache, tmp_path):
-    out = optforge("status", grown.directory, cache=cache, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "stopped: budget reached: 5 candidates" in out.stdout
-    assert "5/5 candidates (+3 seeds)" in out.stdout
+def test_bad_input_from_a_real_process_exits_2(cache, tmp_path):
+    out = optforge("resume", tmp_path, cache=cache, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"optforge: error: no campaign in {tmp_path} (no archive.sqlite): start one with "
+        f"`optforge run --dir {tmp_path}`"
+    ]
 
-    out = optforge("status", grown.directory, "--json", cache=cache, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+
+def test_status_prints_the_counts_and_json(grown, cli):
+    code, out, err = cli("status", grown.directory)
+    assert code == 0, err
+    assert "stopped: budget reached: 5 candidates" in out
+    assert "5/5 candidates (+3 seeds)" in out  # the budget as resumed, not as created
+
+    code, out, err = cli("status", grown.directory, "--json")
+    assert code == 0, err
+    data = json.loads(out)
     assert (data["done"], data["budget"], data["n_seeds"], data["kind"]) == (5, 5, 3, KIND)
     assert data["stopped_reason"] == "budget reached: 5 candidates"
     # per status, e.g. {"ok": 5}: keys are status names, values add up to the candidates
