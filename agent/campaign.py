@@ -194,7 +194,10 @@ class Campaign:
             turn += 1
 
         def next_proposal() -> tuple[int, Proposal | ProposalFailed]:
-            while len(queue) < ahead:
+            # No more requests in flight than new candidates the budget still takes: a proposal
+            # requested past the budget would be paid for and thrown away.
+            room = self.config.budget.max_candidates - self._done()
+            while len(queue) < max(1, min(ahead, room)):
                 submit()
             island, future = queue.pop(0)
             return island, future.result()
@@ -203,6 +206,11 @@ class Campaign:
             yield next_proposal
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            # Proposals that came back unused (a cost or wall-time stop): their calls were paid for.
+            for _, future in queue:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    for call in records.llm_call_records(future.result().llm_calls):
+                        self.store.add_llm_call(call)
 
     def _request(self, island: int, rng: random.Random) -> ProposalRequest:
         candidates = self.store.candidates()

@@ -33,6 +33,8 @@ from .campaign import (
 from .campaign_display import LiveDisplay, print_status, print_summary
 from .config import CampaignConfig, cache_dir
 from .config_file import ConfigFileError, config_to_toml, load_config, write_default_config
+from .llm.client import LLMUnavailable
+from .proposers.base import Proposer
 from .proposers.factory import build_proposer
 from .runtime import open_runner
 from .summary import summarize
@@ -120,13 +122,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         return _resume(directory, args)
     config = _validated(_new_config(args))
+    proposer = _proposer(config)  # before the archive: a missing API key leaves nothing behind
     directory.mkdir(parents=True, exist_ok=True)
     store = ArchiveStore.create(archive_path(directory), config.model_dump(mode="json"))
     (directory / CONFIG_COPY).write_text(config_to_toml(config), encoding="utf-8")
     print(
         f"campaign: {directory} ({config.kind}, budget {config.budget.max_candidates} candidates)"
     )
-    return _run(store, config, {})
+    return _run(store, config, {}, proposer)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -203,7 +206,12 @@ def _resume(directory: pathlib.Path, args: argparse.Namespace) -> int:
         store.close()
         raise CampaignUsageError(_one_line(exc)) from None
     print(f"resuming {directory} ({config.kind}, budget {config.budget.max_candidates} candidates)")
-    return _run(store, config, overrides)
+    try:
+        proposer = _proposer(config)
+    except CampaignUsageError:
+        store.close()
+        raise
+    return _run(store, config, overrides, proposer)
 
 
 def _open(directory: pathlib.Path, readonly_hint: bool = False) -> ArchiveStore:
@@ -218,11 +226,22 @@ def _open(directory: pathlib.Path, readonly_hint: bool = False) -> ArchiveStore:
         raise CampaignUsageError(str(exc)) from None
 
 
-def _run(store: ArchiveStore, config: CampaignConfig, overrides: dict[str, Any]) -> int:
-    directory = store.path.parent
-    proposer, notice = build_proposer(config)
+def _proposer(config: CampaignConfig) -> Proposer:
+    """The configured proposer (printing its notice, if any); a backend that cannot work as
+    configured (no API key, litellm not installed) is a usage error, one line, exit 2."""
+    try:
+        proposer, notice = build_proposer(config)
+    except LLMUnavailable as exc:
+        raise CampaignUsageError(str(exc)) from None
     if notice:
         print(f"optforge: {notice}", file=sys.stderr)
+    return proposer
+
+
+def _run(
+    store: ArchiveStore, config: CampaignConfig, overrides: dict[str, Any], proposer: Proposer
+) -> int:
+    directory = store.path.parent
     try:
         with (
             _sigterm_as_interrupt(),
