@@ -23,9 +23,11 @@ sandbox-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
 	  else echo "optforge: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the sandbox" >&2; fi; }
 
-# Main job: evaluate the bundled Lion baseline against tuned AdamW on the tier-1 tasks.
+# Main job: a short offline discovery campaign on the defaults (optimizers, mutation proposer):
+# the 8 bundled optimizers seed it, then new candidates until 20 or 5 minutes of wall time. It
+# prints the best candidates against tuned AdamW and where the archive is (runs/optimizer-<time>/).
 demo: setup
-	$(BIN)/optforge evaluate tasks/baselines/optimizers/lion.py --tier 1
+	$(BIN)/optforge run --budget 20 --max-minutes 5
 
 # Fast offline tests (the default run); `make test-all` adds the slow ones.
 test: setup
