@@ -289,10 +289,15 @@ def comparison_text(s: CampaignSummary) -> str:
     if best is None or best.score is None:
         return "best: no new candidate scored yet (1.0 = as good as tuned AdamW)"
     tier = 2 if best.tier2_score is not None else 1
-    text = f"best: {best.score:.3f} x tuned AdamW on tier {tier} ({best.id[:12]} {best.name})"
+    text = f"best new: {best.score:.3f} x tuned AdamW on tier {tier} ({best.id[:12]} {best.name})"
     lion = s.baselines.get("lion")
     if lion is not None:
         text += f"; Lion: {_baseline_score(lion, tier)}"
+    seeds = [r for r in s.baselines.values() if r.score is not None]
+    top_seed = max(seeds, key=lambda r: r.score or 0.0, default=None)
+    if top_seed is not None and top_seed.score is not None and top_seed.score > best.score:
+        # Say so plainly: a short campaign often ends with every new candidate behind a seed.
+        text += f"; below the best seed, {top_seed.name} ({top_seed.score:.3f})"
     return text
 
 

@@ -9,7 +9,12 @@ import pathlib
 import pytest
 from rich.console import Console
 
-from optforge.agent.campaign_display import LiveDisplay, print_status, print_summary
+from optforge.agent.campaign_display import (
+    LiveDisplay,
+    comparison_text,
+    print_status,
+    print_summary,
+)
 from optforge.agent.progress import Best, Progress
 from optforge.agent.summary import summarize
 from optforge.archive import ArchiveStore, EventRecord
@@ -110,7 +115,7 @@ def test_summary_lists_top_candidates_and_compares_the_best_with_adamw_and_lion(
     assert "tier 1 [95% CI]" in text and "tier 2 [95% CI]" in text
     assert ids["tier2_drop"][:12] in text and "0.950 [0.900, 1.000]" in text
     assert ids["late"][:12] not in text  # only the top 5 rows
-    best = f"best: 1.050 x tuned AdamW on tier 1 ({ids['steady'][:12]} steady); Lion: 0.909"
+    best = f"best new: 1.050 x tuned AdamW on tier 1 ({ids['steady'][:12]} steady); Lion: 0.909"
     assert best in text
     assert "steady *" in text  # the champion is marked
     assert "1 deduplicated" in text and "2 duplicate sources" in text
@@ -118,6 +123,16 @@ def test_summary_lists_top_candidates_and_compares_the_best_with_adamw_and_lion(
     assert "llm: 2 calls, 1 errors, $0.2500" in text
     assert f"archive: {store.path}" in text
     assert max(len(line) for line in text.splitlines()) <= 160 and "\x1b" not in text
+
+
+def test_a_best_new_candidate_behind_a_seed_is_called_out(summary_store):
+    store, _ = summary_store
+    summary = summarize(store)
+    assert summary.best is not None
+    behind = dataclasses.replace(summary.best, score=0.62, tier1_score=0.62)
+    text = comparison_text(dataclasses.replace(summary, best=behind))
+    assert text.startswith("best new: 0.620 x tuned AdamW")
+    assert text.endswith("below the best seed, adamw (1.000)")
 
 
 def test_status_says_how_the_campaign_ended_and_how_to_resume(summary_store):
