@@ -18,7 +18,6 @@ before a resume counts.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -52,10 +51,10 @@ from .baseline_cache import BaselineCache
 from .cascade import challenge, tier2_due
 from .config import CampaignConfig
 from .evaluation import Evaluation, contract_rejection, evaluate_tasks, run_tier0
-from .progress import Best, Progress
+from .progress import Progress
 from .proposers.base import Proposal, ProposalFailed, ProposalRequest, Proposer
 from .runtime import code_commit
-from .summary import SEED_PROPOSER, elapsed_s, summarize
+from .summary import SEED_PROPOSER, elapsed_s, progress_of, summarize
 
 # Proposals in a row that yield no new candidate (failures, already-archived sources) before the
 # campaign gives up: a mutator stuck on a tiny population, or an LLM endpoint that keeps failing.
@@ -453,42 +452,19 @@ class Campaign:
 
     def _report(self) -> None:
         summary = summarize(self.store, top=1)
-        champion = summary.champion
-        best = None
-        if champion is not None and champion.score is not None:
-            ci = champion.tier2_ci if champion.tier2_score is not None else champion.tier1_ci
-            best = Best(
-                champion.id,
-                champion.name,
-                champion.score,
-                ci,
-                2 if champion.tier2_score is not None else 1,
-            )
-        done = summary.done
-        new = done - self._done_at_start
-        elapsed = self._elapsed_now()
+        new = summary.done - self._done_at_start
         run_time = self.parts.clock() - (self._search_started or self.parts.clock())
-        eta = (self.config.budget.max_candidates - done) * run_time / new if new > 0 else None
+        left = self.config.budget.max_candidates - summary.done
+        eta = max(left * run_time / new, 0.0) if new > 0 else None
         self.parts.on_progress(
-            Progress(
-                archive=self.store.path,
-                kind=self.kind,
+            progress_of(
+                summary,
                 proposer=self.parts.proposer.name,
-                done=done,
-                budget=self.config.budget.max_candidates,
                 phase=self._phase,
+                budget=self.config.budget.max_candidates,
                 generation=self._generation(),
-                seeds=summary.n_seeds,
-                best=best,
-                statuses=dict(summary.statuses),
-                deduplicated=summary.deduplicated,
-                duplicate_sources=summary.duplicate_sources,
-                proposal_failures=summary.proposal_failures,
-                llm_calls=summary.llm_calls,
-                llm_errors=summary.llm_errors,
-                llm_cost_usd=summary.llm_cost_usd,
-                elapsed_s=elapsed,
-                eta_s=max(eta, 0.0) if eta is not None else None,
+                elapsed_s=self._elapsed_now(),
+                eta_s=eta,
             )
         )
 
@@ -506,46 +482,3 @@ def _propose(
 def _state_tensors(tier0: EvaluationRecord) -> int | None:
     value = tier0.descriptors.get("state_tensors")
     return int(value) if value is not None else None
-
-
-# -- campaign directories -----------------------------------------------------------------------
-
-ARCHIVE_FILE = "archive.sqlite"
-CONFIG_COPY = "campaign.toml"  # the effective config at creation, for people to read
-# Settings a resume may change: how much more to spend and how to run it here. The rest decides
-# what the archive means (kind, tasks, seeds, search) and stays as created.
-RESUME_OVERRIDES = {
-    ("budget", "max_candidates"),
-    ("budget", "max_llm_cost_usd"),
-    ("budget", "max_wall_minutes"),
-    ("evaluation", "sandbox", "workers"),
-    ("evaluation", "sandbox", "allow_unisolated"),
-}
-
-
-def archive_path(directory: pathlib.Path) -> pathlib.Path:
-    return directory / ARCHIVE_FILE
-
-
-def effective_config(store: ArchiveStore) -> CampaignConfig:
-    """The stored config with every override a resume recorded, in order."""
-    data = store.config()
-    for event in store.events():
-        if event.kind in ("start", "resume"):
-            for dotted, value in event.data.get("overrides", {}).items():
-                _set(data, tuple(dotted.split(".")), value)
-    return CampaignConfig.model_validate(data)
-
-
-def with_overrides(config: CampaignConfig, overrides: dict[str, Any]) -> CampaignConfig:
-    """`config` with dotted-key overrides applied and validated (ValidationError on bad values)."""
-    data = config.model_dump(mode="json")
-    for dotted, value in overrides.items():
-        _set(data, tuple(dotted.split(".")), value)
-    return CampaignConfig.model_validate(data)
-
-
-def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        data = data[key]
-    data[path[-1]] = value

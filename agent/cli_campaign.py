@@ -21,11 +21,10 @@ from optforge.archive import ArchiveError, ArchiveStore
 from optforge.tasks.contracts import KINDS
 
 from .baseline_cache import BaselineCache
-from .campaign import (
+from .campaign import Campaign, CampaignParts
+from .campaign_dir import (
     CONFIG_COPY,
     RESUME_OVERRIDES,
-    Campaign,
-    CampaignParts,
     archive_path,
     effective_config,
     with_overrides,

@@ -22,6 +22,8 @@ from optforge.archive import (
     rank_score,
 )
 
+from .progress import Best, Progress
+
 SEED_PROPOSER = "seed"  # CandidateRecord.proposer of the bundled baselines
 RUN_STARTS = ("start", "resume")
 RUN_ENDS = ("stop", "interrupted")
@@ -153,7 +155,7 @@ def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
 
 def _budget(config: dict[str, Any], events: Sequence[EventRecord]) -> int:
     """max_candidates as created, or as the latest start/resume that overrode it (`optforge resume
-    --budget N` records its override in the resume event; see campaign.effective_config)."""
+    --budget N` records its override in the resume event; see campaign_dir.effective_config)."""
     budget = int(config.get("budget", {}).get("max_candidates", 0))
     for event in events:
         if event.kind in RUN_STARTS:
@@ -201,3 +203,42 @@ def elapsed_s(events: Sequence[EventRecord], times: Iterable[float]) -> float:
         inside = [t for t in stamps if begin <= t < end]
         total += max(inside, default=begin) - begin
     return total
+
+
+def progress_of(
+    summary: CampaignSummary,
+    *,
+    proposer: str,
+    phase: str,
+    budget: int,
+    generation: int,
+    elapsed_s: float,
+    eta_s: float | None,
+) -> Progress:
+    """The display's snapshot of a running campaign: the archive's counts plus the loop's clock."""
+    champion = summary.champion
+    best = None
+    if champion is not None and champion.score is not None:
+        held_out = champion.tier2_score is not None
+        ci = champion.tier2_ci if held_out else champion.tier1_ci
+        best = Best(champion.id, champion.name, champion.score, ci, 2 if held_out else 1)
+    return Progress(
+        archive=summary.archive,
+        kind=summary.kind,
+        proposer=proposer,
+        done=summary.done,
+        budget=budget,
+        phase=phase,
+        generation=generation,
+        seeds=summary.n_seeds,
+        best=best,
+        statuses=dict(summary.statuses),
+        deduplicated=summary.deduplicated,
+        duplicate_sources=summary.duplicate_sources,
+        proposal_failures=summary.proposal_failures,
+        llm_calls=summary.llm_calls,
+        llm_errors=summary.llm_errors,
+        llm_cost_usd=summary.llm_cost_usd,
+        elapsed_s=elapsed_s,
+        eta_s=eta_s,
+    )

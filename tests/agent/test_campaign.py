@@ -27,13 +27,8 @@ from dataclasses import dataclass
 import pytest
 
 from optforge.agent.baseline_cache import BaselineCache
-from optforge.agent.campaign import (
-    Campaign,
-    CampaignParts,
-    archive_path,
-    effective_config,
-    with_overrides,
-)
+from optforge.agent.campaign import Campaign, CampaignParts
+from optforge.agent.campaign_dir import archive_path, effective_config, with_overrides
 from optforge.agent.cli import main
 from optforge.agent.config_file import load_config
 from optforge.agent.proposers.base import Proposal, ProposalRequest

@@ -15,7 +15,8 @@ import pathlib
 
 import pytest
 
-from optforge.agent.campaign import Campaign, CampaignParts, archive_path
+from optforge.agent.campaign import Campaign, CampaignParts
+from optforge.agent.campaign_dir import archive_path
 from optforge.agent.cli import main as optforge_main
 from optforge.agent.config import (
     BudgetConfig,
