@@ -54,7 +54,7 @@ from .evaluation import Evaluation, contract_rejection, evaluate_tasks, run_tier
 from .progress import Progress
 from .proposers.base import Proposal, ProposalFailed, ProposalRequest, Proposer
 from .runtime import code_commit
-from .summary import SEED_PROPOSER, elapsed_s, progress_of, summarize
+from .summary import SEED_PROPOSER, progress_of, summarize
 
 # Proposals in a row that yield no new candidate (failures, already-archived sources) before the
 # campaign gives up: a mutator stuck on a tiny population, or an LLM endpoint that keeps failing.
@@ -99,7 +99,7 @@ class Campaign:
         """Run until a budget is spent; returns why it stopped. Ctrl-C records an "interrupted"
         event and re-raises; a SIGKILL records nothing and loses nothing (see the module doc)."""
         resumed = bool(self.store.candidates())
-        self._elapsed_before = self._elapsed()
+        self._elapsed_before = summarize(self.store, top=0).elapsed_s
         self._done_at_start = self._done()
         self._started = self.parts.clock()
         data = {"proposer": self.parts.proposer.name, "overrides": overrides or {}}
@@ -441,11 +441,6 @@ class Campaign:
 
     def _generation(self) -> int:
         return 1 + self._done() // self.params.n_islands
-
-    def _elapsed(self) -> float:
-        store = self.store
-        times = [r.created_at for r in (*store.candidates(), *store.evaluations(), *store.events())]
-        return elapsed_s(store.events(), times)
 
     def _elapsed_now(self) -> float:
         return self._elapsed_before + self.parts.clock() - self._started

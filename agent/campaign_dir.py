@@ -4,10 +4,12 @@ means)."""
 
 from __future__ import annotations
 
+import copy
 import pathlib
+from collections.abc import Iterable
 from typing import Any
 
-from optforge.archive import ArchiveStore
+from optforge.archive import ArchiveStore, EventRecord
 
 from .config import CampaignConfig
 
@@ -29,12 +31,17 @@ def archive_path(directory: pathlib.Path) -> pathlib.Path:
 
 
 def effective_config(store: ArchiveStore) -> CampaignConfig:
-    """The stored config with every override a resume recorded, in order."""
-    data = store.config()
-    for event in store.events():
+    """The config in force in a stored campaign (see `config_in_force`)."""
+    return config_in_force(store.config(), store.events())
+
+
+def config_in_force(created: dict[str, Any], events: Iterable[EventRecord]) -> CampaignConfig:
+    """The config as created with every override a start or resume recorded, in order."""
+    data = copy.deepcopy(created)
+    for event in events:
         if event.kind in ("start", "resume"):
             for dotted, value in event.data.get("overrides", {}).items():
-                _set(data, tuple(dotted.split(".")), value)
+                set_dotted(data, dotted, value)
     return CampaignConfig.model_validate(data)
 
 
@@ -42,11 +49,13 @@ def with_overrides(config: CampaignConfig, overrides: dict[str, Any]) -> Campaig
     """`config` with dotted-key overrides applied and validated (ValidationError on bad values)."""
     data = config.model_dump(mode="json")
     for dotted, value in overrides.items():
-        _set(data, tuple(dotted.split(".")), value)
+        set_dotted(data, dotted, value)
     return CampaignConfig.model_validate(data)
 
 
-def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `data["a"]["b"] = value` for the key "a.b" of a config dumped to JSON form."""
+    *parents, leaf = dotted.split(".")
+    for key in parents:
         data = data[key]
-    data[path[-1]] = value
+    data[leaf] = value

@@ -27,6 +27,7 @@ from .campaign_dir import (
     RESUME_OVERRIDES,
     archive_path,
     effective_config,
+    set_dotted,
     with_overrides,
 )
 from .campaign_display import LiveDisplay, print_status, print_summary
@@ -153,20 +154,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _new_config(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(args.config) if args.config else CampaignConfig()
+    chosen: dict[str, Any] = {"kind": args.kind, "proposer": args.proposer, "llm.model": args.model}
+    if args.model and not args.proposer:
+        chosen["proposer"] = "llm"  # naming a model means using it
+    chosen.update(_spending(args))
     data = config.model_dump(mode="json")
-    if args.kind:
-        data["kind"] = args.kind
-    if args.model:
-        data["llm"]["model"] = args.model
-        data["proposer"] = args.proposer or "llm"
-    elif args.proposer:
-        data["proposer"] = args.proposer
-    for dotted, value in _spending(args).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    for dotted, value in chosen.items():
+        if value is not None:
+            set_dotted(data, dotted, value)
     return data
 
 

@@ -22,6 +22,7 @@ from optforge.archive import (
     rank_score,
 )
 
+from .campaign_dir import config_in_force
 from .progress import Best, Progress
 
 SEED_PROPOSER = "seed"  # CandidateRecord.proposer of the bundled baselines
@@ -154,13 +155,8 @@ def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
 
 
 def _budget(config: dict[str, Any], events: Sequence[EventRecord]) -> int:
-    """max_candidates as created, or as the latest start/resume that overrode it (`optforge resume
-    --budget N` records its override in the resume event; see campaign_dir.effective_config)."""
-    budget = int(config.get("budget", {}).get("max_candidates", 0))
-    for event in events:
-        if event.kind in RUN_STARTS:
-            budget = int(event.data.get("overrides", {}).get("budget.max_candidates", budget))
-    return budget
+    """max_candidates in force: as created, or as the latest start/resume overrode it."""
+    return config_in_force(config, events).budget.max_candidates
 
 
 def _proposer(events: Sequence[EventRecord]) -> str:
