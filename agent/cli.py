@@ -17,6 +17,7 @@ from optforge.tasks.proxy import TASKS
 from . import display
 from .baseline_cache import BaselineCache
 from .cli_campaign import CampaignUsageError, ConfigFileError, add_commands
+from .cli_sandbox import add_commands as add_sandbox_commands
 from .config import EvaluationConfig, SandboxConfig, cache_dir
 from .evaluation import contract_rejection, evaluate
 from .runtime import open_runner
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(handler=_cmd_evaluate)
     add_commands(sub)
+    add_sandbox_commands(sub)
     return parser
 
 
