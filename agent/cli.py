@@ -17,6 +17,7 @@ from optforge.tasks.proxy import TASKS
 from . import display
 from .baseline_cache import BaselineCache
 from .cli_campaign import CampaignUsageError, ConfigFileError, add_commands
+from .cli_review import ReviewError, add_review_commands
 from .cli_sandbox import add_commands as add_sandbox_commands
 from .config import EvaluationConfig, SandboxConfig, cache_dir
 from .evaluation import contract_rejection, evaluate
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)
     try:
         return int(args.handler(args))
-    except (UsageError, CampaignUsageError, ConfigFileError, SandboxUnavailable) as exc:
+    except (UsageError, CampaignUsageError, ConfigFileError, ReviewError, SandboxUnavailable) as exc:
         print(f"optforge: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(handler=_cmd_evaluate)
     add_commands(sub)
+    add_review_commands(sub)
     add_sandbox_commands(sub)
     return parser
 

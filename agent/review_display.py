@@ -1,0 +1,231 @@
+"""Terminal rendering of the review commands (`ls`, `show`, `diff`, `lineage`).
+
+Only renders what agent/review.py computed. On a terminal: colours, syntax highlighting, a tree;
+otherwise (pipes, files, CI) the same content as plain text at width 160, code without line numbers
+so that it can be saved and run.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from optforge.archive import CandidateRecord, EvaluationRecord
+
+from .campaign_display import default_console, score_text
+from .review import (
+    ArchiveView,
+    LineageNode,
+    baseline_table,
+    first_line,
+    idea_of,
+    ranking_ci,
+)
+from .summary import CandidateRow
+
+_GOOD = ("ok", "pending")
+
+
+def _status(status: str) -> Text:
+    return Text(status, style="" if status in _GOOD else "red")
+
+
+def _short(ids: Sequence[str]) -> str:
+    return ", ".join(i[:12] for i in ids) or "-"
+
+
+def _plain(out: Console, line: str) -> None:
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+# -- ls -----------------------------------------------------------------------------------------
+
+
+def print_ls(
+    listed: Sequence[tuple[int, CandidateRow]], total: int, out: Console | None = None
+) -> None:
+    out = out or default_console()
+    table = Table(
+        title=f"{len(listed)} of {total} candidates by rank score "
+        "(x tuned AdamW; tier 2 where evaluated, else tier 1)"
+    )
+    for column in (
+        "#",
+        "id",
+        "name",
+        "score [95% CI]",
+        "tier",
+        "status",
+        "island",
+        "proposer",
+        "parent",
+    ):
+        table.add_column(column, justify="right" if column in ("#", "tier", "island") else "left")
+    for rank, row in listed:
+        table.add_row(
+            str(rank),
+            row.id[:12],
+            Text(row.name, overflow="ellipsis"),
+            score_text(row.score, ranking_ci(row)),
+            str(row.tier) if row.tier >= 0 else "-",
+            _status(row.status),
+            str(row.island),
+            row.proposer,
+            _short(row.parent_ids),
+        )
+    out.print(table)
+
+
+# -- show ---------------------------------------------------------------------------------------
+
+
+def print_show(view: ArchiveView, candidate: CandidateRecord, out: Console | None = None) -> None:
+    out = out or default_console()
+    row = view.rows[candidate.id]
+    rank = next(i for i, r in enumerate(view.ranked(), 1) if r.id == candidate.id)
+    _plain(out, f"{candidate.name}  {candidate.id}")
+    for label, value in _facts(view, candidate, row, rank):
+        _plain(out, f"{label + ':':<10} {value}")
+    for evaluation in view.evaluations.get(candidate.id, ()):
+        _print_evaluation(out, evaluation)
+    for tier in (1, 2):
+        if view.evaluation(candidate.id, tier) is not None:
+            out.print(_baseline_matrix(view, candidate, tier))
+    _plain(out, "code:")
+    if out.is_terminal:
+        out.print(Syntax(candidate.source, "python", line_numbers=True, word_wrap=True))
+    else:
+        _plain(out, candidate.source.rstrip("\n"))
+
+
+def _facts(
+    view: ArchiveView, candidate: CandidateRecord, row: CandidateRow, rank: int
+) -> list[tuple[str, str]]:
+    tier = f"tier {row.tier}" if row.tier >= 0 else "not evaluated yet"
+    label, idea = idea_of(candidate)
+    when = datetime.datetime.fromtimestamp(candidate.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    parents = [view.rows[p] for p in candidate.parent_ids]
+    facts = [
+        (
+            "score",
+            f"{score_text(row.score, ranking_ci(row))} x tuned AdamW "
+            f"(rank {rank} of {len(view.rows)}; {tier}, {row.status})",
+        ),
+        (
+            "kind",
+            f"{candidate.kind}, island {candidate.island}, generation {candidate.generation}, "
+            f"stored {when}",
+        ),
+        ("proposer", candidate.proposer),
+        (label, idea or "not recorded (the proposer stated none)"),
+        (
+            "parents",
+            ", ".join(f"{p.id[:12]} {p.name} ({score_text(p.score)})" for p in parents) or "none",
+        ),
+        ("children", _short(view.children.get(candidate.id, ()))),
+    ]
+    if row.reused_from:
+        facts.append(
+            ("reused", f"evaluations copied from {row.reused_from[:12]} (same tier-0 behaviour)")
+        )
+    return facts
+
+
+def _print_evaluation(out: Console, e: EvaluationRecord) -> None:
+    head = f"tier {e.tier}: {e.status}"
+    if e.tier > 0:  # tier 0 is pass/fail: it has no score
+        head += f", score {score_text(e.score, e.score_ci)}"
+    if e.seeds:
+        head += f", {e.seeds} seeds"
+    head += f", {e.seconds:.1f}s"
+    if e.error:
+        head += f"; error: {first_line(e.error)}"
+    _plain(out, head)
+    if not e.tasks:
+        return
+    table = Table(title=f"tier {e.tier} per task (score = tuned AdamW's final / the candidate's)")
+    for column in ("task", "status", "score [95% CI]", "metric", "final", "AdamW final", "error"):
+        table.add_column(column)
+    for t in e.tasks:
+        ci = tuple(t["score_ci"]) if t.get("score_ci") else None
+        table.add_row(
+            t["name"],
+            _status(t["status"]),
+            score_text(t.get("score"), ci),
+            t.get("metric") or "-",
+            _number(t.get("final")),
+            _number(t.get("reference_final")),
+            Text(first_line(t.get("error")) or "", overflow="fold"),
+        )
+    out.print(table)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _baseline_matrix(view: ArchiveView, candidate: CandidateRecord, tier: int) -> Table:
+    """The candidate against every seed baseline at one tier: aggregate and per-task scores."""
+    rows = baseline_table(view, candidate, tier)
+    tasks = [t["name"] for t in (view.evaluation(candidate.id, tier) or _empty()).tasks]
+    table = Table(title=f"tier {tier}: against the baselines (x tuned AdamW; - = not evaluated)")
+    for column in ("candidate", "all tasks", *tasks):
+        table.add_column(column, justify="left" if column == "candidate" else "right")
+    for r, scores in rows:
+        name = Text(r.name + ("" if r.is_seed else " (this)"), style="" if r.is_seed else "bold")
+        table.add_row(name, _score(scores, ""), *(_score(scores, t) for t in tasks))
+    return table
+
+
+def _score(scores: dict[str, float | None], task: str) -> str:
+    if task not in scores:
+        return "-"
+    value = scores[task]
+    return "failed" if value is None else f"{value:.3f}"
+
+
+def _empty() -> EvaluationRecord:
+    return EvaluationRecord("", 0, "pending")
+
+
+# -- diff and lineage ---------------------------------------------------------------------------
+
+
+def print_diff(lines: Sequence[str], out: Console | None = None) -> None:
+    out = out or default_console()
+    if not lines:
+        _plain(out, "(no differences in the source)")
+        return
+    text = "\n".join(lines)
+    if out.is_terminal:
+        out.print(Syntax(text, "diff", word_wrap=True))
+    else:
+        _plain(out, text)
+
+
+def print_lineage(root: LineageNode, out: Console | None = None) -> None:
+    out = out or default_console()
+    tree = Tree(_node_label(root))
+    _grow(tree, root)
+    out.print(tree)
+
+
+def _grow(tree: Tree, node: LineageNode) -> None:
+    for parent in node.parents:
+        _grow(tree.add(_node_label(parent)), parent)
+
+
+def _node_label(node: LineageNode) -> Text:
+    r = node.row
+    label = Text(f"{r.id[:12]} {r.name}  {score_text(r.score)}  ")
+    label.append(r.status, style="" if r.status in _GOOD else "red")
+    label.append(f"  {r.proposer}, gen {r.generation}, island {r.island}")
+    if node.repeat:
+        label.append("  (ancestry shown above)", style="dim")
+    return label
