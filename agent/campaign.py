@@ -425,7 +425,8 @@ class Campaign:
 
     def _save(self, candidate_id: str, evaluation: Evaluation) -> EvaluationRecord:
         record = records.evaluation_record(
-            candidate_id, evaluation, code_commit=self._commit, config_hash=self._config_hash
+            candidate_id, evaluation, code_commit=self._commit, config_hash=self._config_hash,
+            environment=self.parts.runner.environment,
         )
         self.store.add_evaluation(record)
         return record

@@ -23,6 +23,7 @@ RESUME_OVERRIDES = {
     ("budget", "max_wall_minutes"),
     ("evaluation", "sandbox", "workers"),
     ("evaluation", "sandbox", "allow_unisolated"),
+    ("evaluation", "sandbox", "backend"),
 }
 
 

@@ -21,7 +21,8 @@ from .proposers.base import LLMCall, ParentInfo, Proposal, TaskFeedback
 
 
 def evaluation_record(
-    candidate_id: str, evaluation: Evaluation, *, code_commit: str | None, config_hash: str
+    candidate_id: str, evaluation: Evaluation, *, code_commit: str | None, config_hash: str,
+    environment: dict[str, str] | None = None,
 ) -> EvaluationRecord:
     descriptors = {}
     if evaluation.state_tensors is not None:
@@ -42,6 +43,7 @@ def evaluation_record(
         descriptors=descriptors,
         code_commit=code_commit,
         config_hash=config_hash,
+        environment=dict(environment or {}),
         seconds=evaluation.seconds,
     )
 

@@ -16,7 +16,7 @@ from optforge.tasks.proxy import TASKS
 
 from . import display
 from .baseline_cache import BaselineCache
-from .cli_campaign import CampaignUsageError, ConfigFileError, add_commands
+from .cli_campaign import CampaignUsageError, ConfigFileError, add_commands, add_sandbox_flag
 from .cli_review import ReviewError, add_review_commands
 from .cli_sandbox import add_commands as add_sandbox_commands
 from .config import EvaluationConfig, SandboxConfig, cache_dir
@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-unisolated", action="store_true",
         help="run without bubblewrap: candidates get NO network or filesystem isolation",
     )
+    add_sandbox_flag(ev)
     ev.set_defaults(handler=_cmd_evaluate)
     add_commands(sub)
     add_review_commands(sub)
@@ -87,7 +88,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    sandbox = SandboxConfig(workers=args.workers, allow_unisolated=args.allow_unisolated)
+    sandbox = SandboxConfig(workers=args.workers, allow_unisolated=args.allow_unisolated,
+                            backend=args.sandbox or "process")
     seeds = {args.tier: args.seeds} if args.seeds else EvaluationConfig().seeds
     config = EvaluationConfig(seeds=seeds, sandbox=sandbox)
     cache = cache_dir()

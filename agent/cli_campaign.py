@@ -77,6 +77,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=cmd_status)
 
 
+def add_sandbox_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox", choices=("process", "docker"),
+        help="where candidates run: bubblewrapped processes (default) or Docker containers "
+        "(build the image first: optforge sandbox build)",
+    )
+
+
 def _add_spending(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget", type=int, help="stop after this many new candidates (seeds excluded)"
@@ -86,6 +94,7 @@ def _add_spending(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-cost", type=float, help="stop once LLM spend reaches this many USD")
     parser.add_argument("--workers", type=int, help="sandbox workers (default: one per CPU core)")
+    add_sandbox_flag(parser)
     parser.add_argument(
         "--allow-unisolated",
         action="store_true",
@@ -173,6 +182,7 @@ def _spending(args: argparse.Namespace) -> dict[str, Any]:
         "budget.max_llm_cost_usd": args.max_cost,
         "evaluation.sandbox.workers": args.workers,
         "evaluation.sandbox.allow_unisolated": True if args.allow_unisolated else None,
+        "evaluation.sandbox.backend": args.sandbox,
     }
     overrides = {key: value for key, value in chosen.items() if value is not None}
     assert all(tuple(k.split(".")) in RESUME_OVERRIDES for k in overrides)
@@ -239,7 +249,7 @@ def _run(
     try:
         with (
             _sigterm_as_interrupt(),
-            open_runner(config.evaluation.sandbox, cache_dir()) as runner,
+            open_runner(config.evaluation.sandbox, cache_dir(), campaign=str(directory.resolve())) as runner,
             LiveDisplay() as display,
         ):
             parts = CampaignParts(

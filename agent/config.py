@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -37,11 +37,15 @@ class SweepConfig(_Frozen):
 
 
 class SandboxConfig(_Frozen):
-    backend: str = Field("process", pattern="^process$")
+    backend: Literal["process", "docker"] = "process"
     workers: int | None = Field(None, ge=1, description="default: one per CPU core")
     allow_unisolated: bool = False  # run without bubblewrap: no network or filesystem isolation
     job_timeout_s: float = Field(600.0, gt=0)
     memory_mb: int = Field(4096, ge=256)
+    # docker only: the image (default: the tag of this host's recipe, `optforge sandbox build`)
+    image: str | None = None
+    # docker only: None (CPU), "all", or how many GPUs the workers share, one per worker in turn
+    gpus: Literal["all"] | Annotated[int, Field(ge=1)] | None = None
 
 
 class EvaluationConfig(_Frozen):

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from optforge.sandbox import ProcessRunner, Runner
+from optforge.sandbox import DockerRunner, ProcessRunner, Runner
 from optforge.tasks.data import DATASETS, heldout_source_paths
 from optforge.tasks.jobs import MANIFEST, export_train_splits
 
@@ -40,14 +40,29 @@ def train_data_dir(cache: pathlib.Path) -> pathlib.Path:
 
 
 @contextmanager
-def open_runner(config: SandboxConfig, cache: pathlib.Path) -> Iterator[Runner]:
-    runner = ProcessRunner(
-        workers=config.workers,
-        warmup=WARMUP,
-        data_dir=train_data_dir(cache),
-        hidden_paths=heldout_source_paths(),
-        allow_unisolated=config.allow_unisolated,
-    )
+def open_runner(config: SandboxConfig, cache: pathlib.Path, campaign: str = "evaluate") -> Iterator[Runner]:
+    """The configured backend, warmed with the train splits. `campaign` labels Docker containers,
+    so that the next run of the same campaign can remove what a killed one left."""
+    runner: Runner
+    if config.backend == "docker":
+        runner = DockerRunner(
+            workers=config.workers,
+            warmup=WARMUP,
+            data_dir=train_data_dir(cache),
+            hidden_paths=heldout_source_paths(),
+            image=config.image,
+            campaign=campaign,
+            gpus=config.gpus,
+            memory_mb=config.memory_mb,
+        )
+    else:
+        runner = ProcessRunner(
+            workers=config.workers,
+            warmup=WARMUP,
+            data_dir=train_data_dir(cache),
+            hidden_paths=heldout_source_paths(),
+            allow_unisolated=config.allow_unisolated,
+        )
     try:
         yield runner
     finally:

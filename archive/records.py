@@ -129,6 +129,8 @@ class EvaluationRecord:
     descriptors: dict[str, float] = field(default_factory=dict, hash=False)
     code_commit: str | None = None
     config_hash: str = ""
+    # Where it ran, e.g. {"sandbox": "docker", "image": tag, "image_id": "sha256:..."}.
+    environment: dict[str, str] = field(default_factory=dict, hash=False)
     reused_from: str | None = None
     seconds: float = 0.0
     created_at: float = field(default_factory=time.time)
@@ -144,6 +146,7 @@ class EvaluationRecord:
         set_(self, "learning_rates", tuple(float(lr) for lr in self.learning_rates))
         set_(self, "task_versions", _json_form(dict(self.task_versions), "task_versions"))
         set_(self, "descriptors", _json_form(dict(self.descriptors), "descriptors"))
+        set_(self, "environment", _json_form(dict(self.environment), "environment"))
 
     @property
     def passed(self) -> bool:

@@ -3,6 +3,9 @@
 Version history (bump SCHEMA_VERSION with every change and teach `ArchiveStore.open` to read the old
 one; a file with a higher version than this is refused, never "repaired"):
   1: schema, campaign, candidates, evaluations, llm_calls, events; append-only triggers.
+  2: evaluations.environment (JSON: the sandbox backend, and for Docker the image and its digest).
+     A version-1 file is migrated when opened: the column is added (existing rows get {}), and a
+     version-2 row is appended to `schema` (append-only: the current version is the highest row).
 
 Every table is append-only: BEFORE UPDATE / BEFORE DELETE triggers abort. With `recursive_triggers`
 on (set by the store) this also covers the deletes that INSERT OR REPLACE performs.
@@ -17,7 +20,7 @@ from typing import Any, TypeVar
 
 from .records import CandidateRecord, EvaluationRecord, EventRecord, LLMCallRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION = "optforge-archive"  # tells an optforge archive from any other SQLite file
 
 TABLES = {
@@ -29,7 +32,8 @@ TABLES = {
 
 # Fields stored as JSON text; everything else maps to an SQLite column of the same name.
 _JSON_FIELDS = frozenset(
-    {"parent_ids", "score_ci", "tasks", "learning_rates", "task_versions", "descriptors", "data"}
+    {"parent_ids", "score_ci", "tasks", "learning_rates", "task_versions", "descriptors", "data",
+     "environment"}
 )
 
 _DDL = """
@@ -74,6 +78,7 @@ CREATE TABLE evaluations (
     descriptors TEXT NOT NULL,
     code_commit TEXT,
     config_hash TEXT NOT NULL,
+    environment TEXT NOT NULL DEFAULT '{}', -- JSON: where it ran (sandbox backend, image digest)
     reused_from TEXT REFERENCES candidates (id),
     seconds REAL NOT NULL,
     created_at REAL NOT NULL,
@@ -121,6 +126,27 @@ def install(db: sqlite3.Connection, config_json: str, created_at: float) -> None
     db.execute(
         "INSERT INTO campaign (id, config, created_at) VALUES (1, ?, ?)", (config_json, created_at)
     )
+
+
+# Each step takes a file from version N to N + 1 inside the caller's write transaction.
+_MIGRATIONS = {
+    1: ("ALTER TABLE evaluations ADD COLUMN environment TEXT NOT NULL DEFAULT '{}'",),
+}
+
+
+def current_version(db: sqlite3.Connection) -> tuple[str, int] | None:
+    """(application, version) of the file: its highest schema row; None if it has none."""
+    row = db.execute("SELECT application, MAX(version) FROM schema").fetchone()
+    return None if row is None or row[0] is None else (row[0], int(row[1]))
+
+
+def migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring a file at `version` to SCHEMA_VERSION (the caller holds a write transaction)."""
+    while version < SCHEMA_VERSION:
+        for statement in _MIGRATIONS[version]:
+            db.execute(statement)
+        version += 1
+        db.execute("INSERT INTO schema (application, version) VALUES (?, ?)", (APPLICATION, version))
 
 
 def _split(script: str) -> list[str]:

@@ -118,6 +118,7 @@ class ArchiveStore:
             db = _connect(path)
             _validate(db, path)
             db.execute("PRAGMA journal_mode=WAL")
+            _migrate(db)
         except BaseException as exc:
             if db is not None:
                 db.close()
@@ -376,7 +377,7 @@ def _validate(db: sqlite3.Connection, path: Path) -> None:
     has_schema = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema'"
     ).fetchone()
-    row = db.execute("SELECT application, version FROM schema").fetchone() if has_schema else None
+    row = schema.current_version(db) if has_schema else None
     if row is None or row[0] != schema.APPLICATION:
         raise NotAnArchiveError(f"{path} is an SQLite database but not an optforge archive")
     version = row[1]
@@ -385,12 +386,23 @@ def _validate(db: sqlite3.Connection, path: Path) -> None:
             f"{path} has archive schema version {version}, newer than this optforge reads "
             f"({schema.SCHEMA_VERSION}): upgrade optforge"
         )
-    if version != schema.SCHEMA_VERSION:  # only version 1 exists so far: nothing to migrate from
+    if version < 1:
         raise CorruptArchiveError(f"{path} has an unknown archive schema version {version!r}")
     problems = [r[0] for r in db.execute("PRAGMA integrity_check(5)")]
     if problems != ["ok"]:
         detail = "; ".join(" ".join(p.split()) for p in problems[:2])  # one line, two problems
         raise CorruptArchiveError(f"{path} is corrupt (SQLite integrity_check: {detail})")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring an older file up to this schema; re-read under the write lock, so two processes
+    opening the same old file migrate it once."""
+    if schema.current_version(db) == (schema.APPLICATION, schema.SCHEMA_VERSION):
+        return
+    with _transaction(db):
+        found = schema.current_version(db)
+        if found is not None and found[1] < schema.SCHEMA_VERSION:
+            schema.migrate(db, found[1])
 
 
 def _classify(exc: sqlite3.DatabaseError, path: Path) -> ArchiveError:

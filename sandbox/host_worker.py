@@ -76,7 +76,106 @@ class LineReader:
         return line
 
 
-class WorkerProcess:
+class WorkerHandle:
+    """The protocol side of a warm worker, whatever runs it (a local process tree, a container).
+
+    Subclasses move JSON lines (`_send`, `_readline`), read the outbox of a successful job
+    (`_outbox`), say why a worker vanished (`_death`), and kill it (`kill`)."""
+
+    healthy: bool
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Free what only the thread holding the worker may free (pipes, sockets)."""
+
+    def log_tail(self, limit: int = 4000) -> str:
+        raise NotImplementedError
+
+    def _send(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _readline(self, deadline: float) -> bytes | None:
+        raise NotImplementedError
+
+    def _outbox(self, reply: dict[str, Any]) -> tuple[bytes, bytes]:
+        """(result.safetensors, meta.json) of a job whose reply said "ok"."""
+        raise NotImplementedError
+
+    def _death(self) -> tuple[Status, str]:
+        """Status and message for a worker that died mid-job (already killed by the caller)."""
+        return "crashed", "the sandbox worker died during the job (replaced)"
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        try:
+            line = self._readline(time.monotonic() + timeout)
+            reply = json.loads(line) if line else {"error": "it exited"}
+        except (TimeoutError, ValueError):
+            reply = {"error": f"no ready message within {timeout:g} s"}
+        if reply.get("ready"):
+            return
+        log = self.log_tail()
+        self.kill()
+        raise SandboxError(f"sandbox worker failed to start: {reply.get('error')}\n"
+                           f"--- worker log (tail) ---\n{log}")
+
+    def run(self, job: Job) -> RunResult:
+        start = time.monotonic()
+        try:
+            self._send({"entry": job.entry, "payload": job.payload, "limits": asdict(job.limits)})
+            line = self._readline(start + job.limits.wall_seconds + HOST_GRACE_SECONDS)
+        except TimeoutError:
+            self.kill()
+            return _failure("timeout", f"wall-clock limit of {job.limits.wall_seconds:g} s exceeded "
+                            "(the sandbox worker stopped responding and was replaced)", start)
+        except OSError:  # broken pipe: the worker is gone
+            line = None
+        except BaseException:  # e.g. Ctrl-C: the worker is mid-job, never reuse it
+            self.healthy = False
+            raise
+        if line is None:
+            self.kill()
+            return _failure(*self._death(), start)
+        try:
+            reply = json.loads(line)
+            return self._result(reply)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.healthy = False
+            return _failure("sandbox_error", f"malformed reply from the sandbox worker: {exc}", start)
+
+    def _result(self, reply: dict[str, Any]) -> RunResult:
+        if not reply["clean"]:  # something of the job survived or scratch could not be wiped
+            self.healthy = False
+        status: Status = reply["status"]
+        error: str | None = reply["error"]
+        tensors: dict[str, Any] = {}
+        meta: dict[str, Any] = {}
+        if status == "ok":
+            try:
+                tensors, meta = _decode_outbox(*self._outbox(reply))
+            except Exception as exc:  # the bytes came from the job: treat them as untrusted
+                status, error = "error", f"invalid result: {type(exc).__name__}: {exc}"
+                tensors, meta = {}, {}
+        return RunResult(status=status, tensors=tensors, meta=meta, error=error,
+                         output_tail=reply["output_tail"], wall_seconds=reply["wall_seconds"])
+
+
+def _decode_outbox(result: bytes, meta: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    from safetensors.torch import load  # a tensor format, never pickle
+
+    decoded = json.loads(meta)
+    if not isinstance(decoded, dict):
+        raise ValueError("meta.json does not hold a JSON object")
+    return load(result), decoded  # from bytes: no mmap of a reused file
+
+
+class WorkerProcess(WorkerHandle):
+    """A worker as a local process tree: bubblewrap around the interpreter, or (unisolated) bare."""
+
     def __init__(self, settings: WorkerSettings, popen: Popen = subprocess.Popen) -> None:
         """Start the process (returns at once; call wait_ready next). ``popen`` runs on the pool's
         long-lived spawner thread: the worker's parent-death signal is tied to that thread."""
@@ -97,18 +196,8 @@ class WorkerProcess:
         self._send({"warmup": list(settings.warmup), "data_dir": data_dir,
                     "job_uid": self.job_uid, "root": inside_root})
 
-    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
-        try:
-            line = self._reader.readline(time.monotonic() + timeout)
-            reply = json.loads(line) if line else {"error": "it exited"}
-        except (TimeoutError, ValueError):
-            reply = {"error": f"no ready message within {timeout:g} s"}
-        if reply.get("ready"):
-            return
-        log = self.log_tail()
-        self.kill()
-        raise SandboxError(f"sandbox worker failed to start: {reply.get('error')}\n"
-                           f"--- worker log (tail) ---\n{log}")
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def log_tail(self, limit: int = 4000) -> str:
         try:
@@ -116,57 +205,16 @@ class WorkerProcess:
         except OSError:
             return ""
 
-    def run(self, job: Job) -> RunResult:
-        start = time.monotonic()
-        try:
-            self._send({"entry": job.entry, "payload": job.payload, "limits": asdict(job.limits)})
-            line = self._reader.readline(start + job.limits.wall_seconds + HOST_GRACE_SECONDS)
-        except TimeoutError:
-            self.kill()
-            return _failure("timeout", f"wall-clock limit of {job.limits.wall_seconds:g} s exceeded "
-                            "(the sandbox worker stopped responding and was replaced)", start)
-        except OSError:  # broken pipe: the worker is gone
-            line = None
-        except BaseException:  # e.g. Ctrl-C: the worker is mid-job, never reuse it
-            self.healthy = False
-            raise
-        if line is None:
-            self.kill()
-            return _failure("crashed", "the sandbox worker died during the job (replaced)", start)
-        try:
-            reply = json.loads(line)
-            return self._result(reply)
-        except (ValueError, KeyError, TypeError) as exc:
-            self.healthy = False
-            return _failure("sandbox_error", f"malformed reply from the sandbox worker: {exc}", start)
+    def _readline(self, deadline: float) -> bytes | None:
+        return self._reader.readline(deadline)
 
-    def _result(self, reply: dict[str, Any]) -> RunResult:
-        if not reply["clean"]:  # something of the job survived or scratch could not be wiped
-            self.healthy = False
-        status: Status = reply["status"]
-        error: str | None = reply["error"]
-        tensors: dict[str, Any] = {}
-        meta: dict[str, Any] = {}
-        if status == "ok":
-            try:
-                tensors, meta = self._read_outbox()
-            except Exception as exc:  # the bytes came from the job: treat them as untrusted
-                status, error = "error", f"invalid result: {type(exc).__name__}: {exc}"
-                tensors, meta = {}, {}
-        return RunResult(status=status, tensors=tensors, meta=meta, error=error,
-                         output_tail=reply["output_tail"], wall_seconds=reply["wall_seconds"])
-
-    def _read_outbox(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        from safetensors.torch import load  # a tensor format, never pickle
-
+    def _outbox(self, reply: dict[str, Any]) -> tuple[bytes, bytes]:
         out = self.root / OUT_DIR
         try:
-            tensors = load((out / RESULT_FILE).read_bytes())  # from bytes: no mmap of a reused file
-            meta = json.loads((out / META_FILE).read_text())
+            return (out / RESULT_FILE).read_bytes(), (out / META_FILE).read_bytes()
         finally:
             for name in (RESULT_FILE, META_FILE):
                 (out / name).unlink(missing_ok=True)
-        return tensors, meta
 
     def _send(self, message: dict[str, Any]) -> None:
         self._stdin.write(json.dumps(message).encode() + b"\n")

@@ -70,7 +70,12 @@ class RunResult:
 
 
 class Runner(Protocol):
-    """Runs jobs somewhere safe. Implementations: ProcessRunner (and later a Docker runner)."""
+    """Runs jobs somewhere safe. Implementations: ProcessRunner, DockerRunner.
+
+    ``environment`` says where jobs run, for the record kept with every evaluation: the backend,
+    and for Docker the image and its digest (e.g. {"sandbox": "process", "isolation": "bwrap"})."""
+
+    environment: dict[str, str]
 
     def run(self, job: Job) -> RunResult: ...
 

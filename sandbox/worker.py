@@ -5,15 +5,19 @@ itself (jobchild.py), so a job costs milliseconds instead of an interpreter star
 
 Protocol: JSON lines on the worker's *original* stdin/stdout; fd 1 is pointed at the log right away
 so that nothing printed by warm-up code, libraries or jobs can reach the host channel.
-  host -> worker, once:    {"warmup": [str], "data_dir": str|null, "job_uid": int|null, "root": str}
+  host -> worker, once:    {"warmup": [str], "data_dir": str|null, "job_uid": int|null, "root": str,
+                            "inline_results": bool (optional, default false)}
   worker -> host, once:    {"ready": true} | {"ready": false, "error": str}
   host -> worker, per job: {"entry": str, "payload": {...}, "limits": {...}}
   worker -> host, per job: {"status", "error", "output_tail", "wall_seconds", "clean"}
-When status is "ok", <root>/out/ holds result.safetensors and meta.json for the host to read.
+When status is "ok", <root>/out/ holds result.safetensors and meta.json for the host to read; with
+"inline_results" (a Docker container, whose scratch is a tmpfs the host cannot see) the reply
+carries them instead, base64-encoded, as "result_b64" and "meta_b64".
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib
 import json
@@ -130,6 +134,7 @@ def run_job(request: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
                       f"{jobchild.first_error_line(exc)}")
     # Without a uid of its own, the job shares RLIMIT_NPROC's count with this uid's tasks.
     nproc_base = 0 if uid is not None else procs.count_tasks_of_uid(os.getuid())
+    oom_kills_before = cgroup_oom_kills()
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -142,14 +147,48 @@ def run_job(request: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     clean = procs.kill_tree(os.getpid(), include_root=False, reap=True)
     outcome.drain(read_fd)
     os.close(read_fd)
+    outcome.cgroup_oom_kill = cgroup_oom_kills() > oom_kills_before
     status, error = classify(outcome, scratch, out, limits)
+    # In a container the job shares our uid; it may still have left files in /dev/shm.
+    sweep_uid = uid if uid is not None else (os.getuid() if config.get("inline_results") else None)
     try:
         force_rmtree(scratch)
-        if uid is not None:
-            remove_files_of_uid(uid)
+        if sweep_uid is not None:
+            remove_files_of_uid(sweep_uid)
     except OSError:
         clean = False
-    return _reply(status, error, tail=outcome.tail_text(), seconds=outcome.seconds, clean=clean)
+    reply = _reply(status, error, tail=outcome.tail_text(), seconds=outcome.seconds, clean=clean)
+    if status == "ok" and config.get("inline_results"):
+        reply.update(_inline_outbox(out))
+    return reply
+
+
+def _inline_outbox(out: Path) -> dict[str, str]:
+    """Move the outbox into the reply (and out of the scratch tmpfs, which counts as memory)."""
+    files = {"result_b64": jobchild.RESULT_FILE, "meta_b64": jobchild.META_FILE}
+    reply = {}
+    for key, name in files.items():
+        reply[key] = base64.b64encode((out / name).read_bytes()).decode("ascii")
+        (out / name).unlink()
+    return reply
+
+
+# cgroup v2 and v1 files whose "oom_kill N" line counts the kernel's OOM kills in our memory cgroup
+# (a container's memory limit): a job SIGKILLed while it rose was killed for memory.
+CGROUP_OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+
+
+def cgroup_oom_kills() -> int:
+    for name in CGROUP_OOM_FILES:
+        try:
+            with open(name) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
 
 
 @dataclass
@@ -162,6 +201,7 @@ class Outcome:
     max_rss_bytes: int = 0
     timed_out: bool = False
     seconds: float = 0.0
+    cgroup_oom_kill: bool = False  # the kernel OOM-killed something in our cgroup during the job
 
     def read_from(self, fd: int) -> bool:
         """Append what is available on ``fd``; False at end of file."""
@@ -244,6 +284,8 @@ def classify(outcome: Outcome, scratch: Path, out: Path, limits: dict[str, Any])
         return report
     if code == jobchild.EXIT_NOT_CONFINED:
         return "sandbox_error", "could not confine the job: " + outcome.tail_text().strip()[-500:]
+    if outcome.exit_code == -signal.SIGKILL and outcome.cgroup_oom_kill:
+        return "oom", "killed by the kernel's OOM killer (the container's memory limit)"
     if _looks_oom(outcome, limits):
         return "oom", f"memory limit of {limits['memory_mb']} MB exceeded"
     if code < 0:

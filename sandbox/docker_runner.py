@@ -1,0 +1,224 @@
+"""DockerRunner: warm sandbox workers in hardened containers, behind the Runner protocol.
+
+    with DockerRunner(warmup=["optforge.tasks.jobs:warm"], data_dir=data, campaign="c1") as runner:
+        results = runner.run_many(jobs)
+
+One container per worker, started once; each job is a child forked inside it (the same worker as
+the process backend), so Docker costs a container start per worker, not per candidate. The
+container configuration is docker_config.py; the image contract is docker_image.py.
+
+Every container carries labels naming its runner, campaign and owning host process. At start the
+runner removes containers left by a dead run of the same campaign, or by any dead owner on this
+host; at close (Ctrl-C and SIGTERM included, through the pool's finalizer) it removes its own.
+If the host is SIGKILLed, each worker reads end-of-file on its stdin and its container exits after
+the current job; the next start removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import socket
+import sysconfig
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from optforge.sandbox.docker_config import (
+    LABEL_CAMPAIGN,
+    LABEL_OWNER,
+    LABEL_RUNNER,
+    ContainerSettings,
+    Gpus,
+    container_uid,
+)
+from optforge.sandbox.docker_image import (
+    PYTHON,
+    code_mounts,
+    connect,
+    default_image,
+    image_problems,
+)
+from optforge.sandbox.docker_worker import DockerWorker
+from optforge.sandbox.errors import SandboxError, SandboxUnavailable
+from optforge.sandbox.pool import PooledRunner
+
+# sysconfig path names under which the hidden data sources live (site-packages, the stdlib).
+PATH_KEYS = ("purelib", "platlib", "stdlib", "platstdlib")
+PROBE = "import json, sysconfig; print(json.dumps(sysconfig.get_paths()))"
+
+
+class DockerRunner(PooledRunner):
+    """Runs jobs in warm worker containers.
+
+    workers: pool size (default: one per CPU). warmup / data_dir / hidden_paths: as ProcessRunner
+    (hidden_paths are host paths of held-out data sources; the same files inside the image are
+    covered). image: default the tag of this host's recipe (docker_image.default_image). campaign:
+    a label that lets the next run of the same campaign remove containers this one leaked.
+    gpus: None, "all", or a count of GPUs shared round-robin by the workers. memory_mb: the jobs'
+    memory cap (the container gets a worker's headroom more). client: a docker SDK client
+    (default: from the environment, $DOCKER_HOST).
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        warmup: Sequence[str] = (),
+        data_dir: Path | None = None,
+        hidden_paths: Sequence[Path] = (),
+        image: str | None = None,
+        campaign: str = "evaluate",
+        gpus: Gpus = None,
+        memory_mb: int = 4096,
+        cpus: float = 1.0,
+        client: Any = None,
+    ) -> None:
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise ValueError(f"data_dir {data_dir} is not a directory")
+        self._client = client or connect()
+        self.image = image or default_image()
+        problems = image_problems(self._client, self.image)
+        if problems:
+            raise SandboxUnavailable(problems[0].message)
+        self.image_id: str = self._client.images.get(self.image).id
+        self.environment = {"sandbox": "docker", "image": self.image, "image_id": self.image_id}
+        remove_stale_containers(self._client, campaign)
+        self.runner_id = uuid.uuid4().hex[:12]
+        settings = ContainerSettings(
+            image=self.image, runner_id=self.runner_id, campaign=campaign, owner=_owner(),
+            code_mounts={host: m["bind"] for host, m in code_mounts().items()},
+            data_dir=str(Path(data_dir).resolve()) if data_dir is not None else None,
+            hidden_paths=tuple(inside_paths(hidden_paths, image_paths(self._client, self.image))),
+            memory_mb=memory_mb, cpus=cpus, gpus=gpus, gpu_count=_host_gpu_count() if gpus else None)
+        self.settings = settings
+        slots = itertools.count()
+        lock = threading.Lock()
+        api_version = self._client.api.api_version
+
+        def start_worker() -> DockerWorker:
+            with lock:
+                slot = next(slots)
+            api = _api_client(api_version)  # one HTTP connection pool per worker thread
+            return DockerWorker(api, settings, slot % self.workers,
+                                container_uid(slot, os.getpid()), tuple(warmup))
+
+        self._start_pool(start_worker, on_shutdown=self._remove_own_containers)
+
+    def __enter__(self) -> DockerRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _remove_own_containers(self) -> None:
+        """A last sweep by label: containers whose worker object was lost (a failed start...)."""
+        remove_containers(self._client, {"label": f"{LABEL_RUNNER}={self.runner_id}"})
+
+
+def _api_client(version: str) -> Any:
+    import docker
+
+    return docker.APIClient(version=version, timeout=120, **docker.utils.kwargs_from_env())
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _host_gpu_count() -> int | None:
+    """GPUs visible on the host, to spread "all" over workers (None when unknown)."""
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.device_count())
+    return None
+
+
+def remove_containers(client: Any, filters: dict[str, str]) -> int:
+    import docker
+
+    removed = 0
+    try:
+        containers = client.api.containers(all=True, filters=filters)
+    except docker.errors.DockerException:
+        return 0
+    for container in containers:
+        with contextlib.suppress(docker.errors.DockerException):
+            client.api.remove_container(container["Id"], force=True)
+            removed += 1
+    return removed
+
+
+def remove_stale_containers(client: Any, campaign: str) -> int:
+    """Remove containers of an earlier run of `campaign`, and those whose owner process on this
+    host is gone. Containers of live processes (another campaign running now) are left alone."""
+    import docker
+
+    try:
+        containers = client.api.containers(all=True, filters={"label": LABEL_RUNNER})
+    except docker.errors.DockerException as exc:
+        raise SandboxError(f"cannot list sandbox containers: {exc}") from None
+    stale = [c["Id"] for c in containers if _is_stale(c.get("Labels") or {}, campaign)]
+    for cid in stale:
+        with contextlib.suppress(docker.errors.DockerException):
+            client.api.remove_container(cid, force=True)
+    return len(stale)
+
+
+def _is_stale(labels: dict[str, str], campaign: str) -> bool:
+    host, _, pid = labels.get(LABEL_OWNER, "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return not _pid_alive(int(pid)) or (labels.get(LABEL_CAMPAIGN) == campaign
+                                            and int(pid) != os.getpid())
+    return labels.get(LABEL_CAMPAIGN) == campaign
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def image_paths(client: Any, image: str) -> dict[str, str]:
+    """The image's sysconfig paths (stdlib, site-packages), read once from a throwaway container."""
+    import docker
+
+    try:
+        output = client.containers.run(image, [PYTHON, "-c", PROBE], network_mode="none",
+                                       read_only=True, user="65534:65534", remove=True)
+        return dict(json.loads(output.decode().strip().splitlines()[-1]))
+    except (docker.errors.DockerException, ValueError, IndexError) as exc:
+        raise SandboxUnavailable(f"cannot inspect image {image} ({exc}): "
+                                 "rebuild it with `optforge sandbox build --offline`") from None
+
+
+def inside_paths(host_paths: Sequence[Path], image: dict[str, str]) -> list[str]:
+    """Where the host's `host_paths` are inside the image: a path under the host's site-packages
+    or stdlib maps to the same place under the image's; any other path is taken as is."""
+    host = sysconfig.get_paths()
+    out = []
+    for path in host_paths:
+        resolved = str(Path(path).resolve())
+        inside = resolved
+        best = -1
+        for key in PATH_KEYS:
+            root = str(Path(host[key]).resolve())
+            if (resolved == root or resolved.startswith(root + os.sep)) and len(root) > best \
+                    and key in image:
+                best = len(root)
+                inside = image[key] + resolved[len(root):]
+        if inside not in out:
+            out.append(inside)
+    return out
