@@ -1,0 +1,193 @@
+"""`optforge report`: the HTML page's content from a real archive, its escaping of untrusted text,
+its charts, and (slow) that a real headless Chromium renders it offline without errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import statistics
+
+import pytest
+
+from optforge.agent.cli import main
+from optforge.agent.report_data import best_by_island, status_over_time
+from optforge.agent.report_svg import Series, histogram, line_chart, nice_ticks
+from optforge.agent.review import opened, read_view
+
+from . import browser as chrome
+from .conftest import LLM_IDEA, XSS_NAME, XSS_SOURCE_MARK, Built, sha256
+
+SVG = re.compile(r"<svg\b.*?</svg>", re.S)
+DRAWN = re.compile(r"<(path|rect|circle|line|polyline)\b[^>]*>")
+
+
+def report(capsys, built: Built, *extra: object) -> tuple[pathlib.Path, str]:
+    before = sha256(built.archive)
+    code = main(["report", str(built.directory), *map(str, extra)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert sha256(built.archive) == before  # reporting only reads the archive
+    path = pathlib.Path(out.split()[1])
+    return path, path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def page(built, tmp_path_factory) -> str:
+    output = tmp_path_factory.mktemp("report") / "report.html"
+    assert main(["report", str(built.directory), "-o", str(output), "--top", "6"]) == 0
+    return output.read_text(encoding="utf-8")
+
+
+def test_report_goes_to_the_campaign_directory_by_default(built_offline, capsys):
+    path, html = report(capsys, built_offline)
+    assert path == built_offline.directory / "report.html"
+    assert html.startswith("<!DOCTYPE html>")
+    assert "no LLM calls" in html  # the offline campaign has none: a note instead of a chart
+    os.remove(path)
+
+
+def test_every_chart_is_inline_svg_with_drawn_elements(page):
+    charts = SVG.findall(page)
+    titles = [re.search(r"<title>(.*?)</title>", c).group(1) for c in charts]  # type: ignore[union-attr]
+    assert titles[:3] == [
+        "best score so far, by island of birth",
+        "scores of the 5 scored new candidates",
+        "outcomes by status (cumulative)",
+    ]
+    assert "char_transformer (tier 2)" in titles  # held-out curves of the tier-2 candidate
+    assert {"illcond_quadratic (tier 1)", "mlp_digits (tier 1)"} <= set(titles)
+    assert any(t.startswith("LLM cost: $0.0320 over 2 calls") for t in titles)
+    for chart in charts:
+        assert len(DRAWN.findall(chart)) >= 5, chart[:200]
+
+
+def test_curves_compare_the_top_candidates_with_adamw_and_lion(page):
+    tier1 = SVG.search(page[page.index("mlp_digits (tier 1)") - 400 :]).group(0)  # type: ignore[union-attr]
+    legend = re.findall(r"<text[^>]*>([^<]*)</text>", tier1)
+    assert {"tuned AdamW", "Lion"} <= set(legend)
+    assert any(label.startswith("cross") or "cross" in label for label in legend)
+    tier2 = page[page.index("char_transformer (tier 2)") :]
+    assert "Lion has no tier-2 curve on this task" in tier2  # seeds skip tier 2 by default
+
+
+def test_the_top_table_has_code_and_a_diff_against_the_parent(page, built):
+    table = page[page.index("<table>") : page.index("</table>")]
+    ids = re.findall(r"<td><code>([0-9a-f]{12})</code></td>", table)
+    order = ["cross", "llm_idea", "mutant", "adamw", "crisscross", "xss"]
+    assert ids == [built.ids[name][:12] for name in order]
+    assert "<summary>diff against llm_idea</summary>" in table
+    assert (
+        '<span class="add">+    return (-hp[&#x27;lr&#x27;] * (grad.sign() + grad), state)</span>'
+        in table
+    )
+    assert (
+        '<span class="del">-    return (-hp[&#x27;lr&#x27;] * grad.sign(), state)</span>' in table
+    )
+    assert LLM_IDEA in table
+
+
+def test_the_lineage_of_the_best_reaches_its_seeds(page, built):
+    section = page[page.index("Lineage of the best new candidate") :]
+    section = section[: section.index("</section>")]
+    for name in ("cross", "llm_idea", "mutant", "adamw", "lion"):
+        assert f"<code>{built.ids[name][:12]}</code> {name}" in section
+
+
+def test_archive_text_is_escaped_and_nothing_is_fetched(page):
+    assert "<script" not in page.lower()  # the page has no script at all; the archive's are text
+    assert "&lt;script&gt;alert(&#x27;name&#x27;)&lt;/script&gt;" in page
+    assert XSS_NAME not in page and XSS_SOURCE_MARK not in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "@import" not in page and "url(" not in page
+
+
+def test_chart_data_follow_the_archive(built):
+    with opened(built.directory) as store:
+        view = read_view(store)
+    lines = best_by_island(view)
+    assert list(lines) == ["all", "island 0", "island 1"]
+    assert lines["all"][-1] == (11.0, pytest.approx(1.3))
+    for points in lines.values():
+        values = [y for _, y in points]
+        assert values == sorted(values)  # a running best never goes down
+    statuses = status_over_time(view)
+    assert list(statuses) == ["ok", "diverged", "failed_tier0", "pending"]
+    assert {s: p[-1][1] for s, p in statuses.items()} == {
+        "ok": 5.0, "diverged": 1.0, "failed_tier0": 1.0, "pending": 1.0,
+    }  # fmt: skip
+
+
+def test_svg_helpers():
+    assert nice_ticks(0.0, 1.0, 5) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(0.93, 1.31, 4) == [1.0, 1.1, 1.2, 1.3]
+    svg = histogram([0.5, 0.9, 1.1, 1.2, 1.2], title="<t>", x_label="x", markers=[("AdamW", 1.0)])
+    counts = [int(n) for n in re.findall(r"<rect[^>]*><title>(\d+) in", svg)]
+    assert sum(counts) == 5 and "&lt;t&gt;" in svg and "<t>" not in svg
+    chart = line_chart(
+        [Series("a<b", ((0, 1), (1, 2)), "#000")], title="t", x_label="x", y_label="y"
+    )
+    assert "a&lt;b" in chart and chart.count("<path") == 1
+    with pytest.raises(ValueError, match="nothing to draw"):
+        line_chart([Series("empty", (), "#000")], title="t", x_label="x", y_label="y")
+
+
+# -- a real browser -----------------------------------------------------------------------------
+
+CHECK_CHARTS = """JSON.stringify(Array.from(document.querySelectorAll('svg')).map(svg => {
+  const box = svg.getBoundingClientRect();
+  const drawn = Array.from(svg.querySelectorAll('path, rect, circle, line'))
+    .filter(el => { const b = el.getBBox(); return b.width > 0 || b.height > 0; }).length;
+  return {title: svg.querySelector('title').textContent, drawn: drawn,
+          x: box.left + window.scrollX, y: box.top + window.scrollY,
+          width: box.width, height: box.height};
+}))"""
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    path = chrome.find_chromium()
+    if path is None:
+        message = "chromium is not installed: run `make browser-deps` (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must run the browser test")
+        pytest.skip(message)
+    return path
+
+
+def pixel_spread(png: bytes) -> float:
+    """Standard deviation of the grey level over every pixel: ~0 for a blank image."""
+    width, height, rows = chrome.png_pixels(png)
+    step = len(rows[0]) // width
+    grey = [sum(row[i : i + 3]) / 3 for row in rows for i in range(0, len(row), step)]
+    return statistics.pstdev(grey)
+
+
+@pytest.mark.slow
+def test_a_headless_browser_renders_every_chart_offline_without_errors(
+    page, chromium_path, tmp_path
+):
+    html_file = tmp_path / "report.html"
+    html_file.write_text(page, encoding="utf-8")
+    with chrome.chromium(chromium_path) as browser:
+        session = chrome.open_page(browser, html_file.as_uri(), offline=True)
+        title = chrome.evaluate(browser, session, "document.title")
+        charts = json.loads(chrome.evaluate(browser, session, CHECK_CHARTS))
+        details = chrome.evaluate(browser, session, "document.querySelectorAll('details').length")
+        shots = [chrome.screenshot(browser, session, _box(c)) for c in charts]
+        errors = chrome.page_errors(browser)
+        fetched = [u for u in chrome.requested_urls(browser) if not u.startswith("file://")]
+    assert title == "optforge report: optimizer campaign"
+    assert errors == [], errors
+    assert fetched == [], f"the page asked the network for {fetched}"
+    assert len(charts) == len(SVG.findall(page)) == 7  # 3 progress, 3 curves, LLM cost
+    assert details >= 6 * 2  # code and diff per top-table row (seeds: code only)
+    for chart, png in zip(charts, shots, strict=True):
+        assert chart["width"] > 300 and chart["height"] > 150, chart
+        assert chart["drawn"] >= 5, chart
+        assert pixel_spread(png) > 10, f"{chart['title']} rendered blank"
+
+
+def _box(chart: dict) -> dict:
+    return {k: chart[k] for k in ("x", "y", "width", "height")}
