@@ -23,6 +23,15 @@ sandbox-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
 	  else echo "optforge: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the sandbox" >&2; fi; }
 
+# The report's browser test drives a real headless Chromium; install it when we can (root + apt;
+# Debian's `chromium` package: Ubuntu's is a snap stub that does not run in containers).
+.PHONY: browser-deps
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "optforge: install chromium (e.g. sudo apt-get install chromium) for the report's browser test" >&2; fi; }
+
 # Main job: a short offline discovery campaign on the defaults (optimizers, mutation proposer):
 # the 8 bundled optimizers seed it, then new candidates until 20 or 5 minutes of wall time. It
 # prints the best candidates against tuned AdamW and where the archive is (runs/optimizer-<time>/).
