@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup sandbox-deps demo test test-all lint clean
+.PHONY: setup sandbox-deps sandbox-image demo test test-all lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ sandbox-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
 	  else echo "optforge: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the sandbox" >&2; fi; }
+
+# The Docker sandbox image, built offline (a debootstrap Debian base and a wheelhouse from this
+# host's pip; needs root and a Docker engine). Where images can be pulled, `optforge sandbox build`
+# builds on python:3.11-slim instead.
+sandbox-image: setup
+	$(BIN)/optforge sandbox build --offline
 
 # The report's browser test drives a real headless Chromium; install it when we can (root + apt;
 # Debian's `chromium` package: Ubuntu's is a snap stub that does not run in containers).

@@ -145,8 +145,9 @@ def ensure_debian_base(client: Any, build_plan: BuildPlan, log: Log) -> None:
     debs = build_plan.cache / "sandbox-debs"
     debs.mkdir(parents=True, exist_ok=True)
     # /var/tmp, not /tmp: a tmpfs /tmp may be small or noexec, and debootstrap runs binaries in it.
-    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="optforge-debootstrap-") as work:
-        root = pathlib.Path(work) / "root"
+    work = pathlib.Path(tempfile.mkdtemp(dir="/var/tmp", prefix="optforge-debootstrap-"))
+    root = work / "root"
+    try:
         log(f"debootstrap {DEBIAN_SUITE} from {build_plan.mirror} (minbase + python3-venv) ...")
         _run_streamed(
             ["debootstrap", "--variant=minbase", "--include=python3,python3-venv",
@@ -155,6 +156,30 @@ def ensure_debian_base(client: Any, build_plan: BuildPlan, log: Log) -> None:
         )
         log(f"importing the root file system as {DEBIAN_BASE} ...")
         import_root(client, root)
+    finally:
+        _remove_chroot(work)
+
+
+def mounts_under(directory: pathlib.Path) -> list[str]:
+    """Mount points inside `directory`, deepest first (from /proc/self/mounts)."""
+    prefix = str(directory.resolve()) + "/"
+    try:
+        lines = pathlib.Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+def _remove_chroot(work: pathlib.Path) -> None:
+    """Delete the debootstrap tree, but never through a mount an interrupted debootstrap left in it
+    (/proc, /sys, a bind of /dev): deleting through those would delete the host's own files."""
+    for point in mounts_under(work):
+        subprocess.run(["umount", "--lazy", point], check=False)
+    left = mounts_under(work)
+    if left:
+        raise ImageBuildError(f"{work} still has mounts ({', '.join(left)}): unmount them, then delete it")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def import_root(client: Any, root: pathlib.Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import pathlib
 import re
+import subprocess
 import tomllib
 from types import SimpleNamespace
 
@@ -231,3 +233,14 @@ def test_build_context_holds_the_recipe_the_pins_and_the_wheels(tmp_path):
     assert (context / "Dockerfile").read_text() == docker_image.dockerfile_text()
     assert (context / "requirements.txt").read_text() == "demo==1.0\n"
     assert (context / "wheels" / "demo-1.0-py3-none-any.whl").read_bytes() == b"wheel"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_mount_left_inside_the_debootstrap_tree_is_unmounted_before_deleting(tmp_path):
+    work = tmp_path / "debootstrap"
+    (work / "root" / "proc").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(work / "root" / "proc")], check=True)
+    (work / "root" / "proc" / "host-file").write_text("must survive as long as it is mounted")
+    assert image_build.mounts_under(work) == [str(work.resolve() / "root" / "proc")]
+    image_build._remove_chroot(work)
+    assert not work.exists() and image_build.mounts_under(tmp_path) == []
