@@ -7,6 +7,9 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
+from html import escape as html_escape
 
 import pytest
 
@@ -232,3 +235,67 @@ def test_reading_leaves_the_archive_byte_for_byte_unchanged(copy, capsys):
 def test_an_archive_path_works_as_well_as_its_directory(built, capsys):
     rows = run_json(capsys, "ls", pathlib.Path(built.archive), "--top", "1")
     assert rows[0]["id"] == built.ids["cross"]
+
+
+# -- end to end ---------------------------------------------------------------------------------
+
+TINY_CAMPAIGN = """\
+kind = "loss"
+proposer = "mutate"
+
+[search]
+islands = 2
+
+[cascade]
+tier2_fraction = 0.0
+
+[evaluation]
+seeds = {1 = 1, 2 = 1}
+
+[evaluation.sweep]
+points = 1
+max_extensions = 0
+
+[evaluation.sandbox]
+workers = 2
+"""
+
+
+@pytest.mark.slow
+def test_review_commands_and_report_on_a_real_campaign(tmp_path, capsys):
+    """A real offline campaign (3 loss candidates, real sandbox), then every review command."""
+    config, directory = tmp_path / "tiny.toml", tmp_path / "campaign"
+    config.write_text(TINY_CAMPAIGN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTFORGE_", "OPENAI_"))}
+    env["OPTFORGE_CACHE_DIR"] = str(tmp_path / "cache")
+    done = subprocess.run(
+        [sys.executable, "-m", "optforge.agent.cli", "run", "--config", str(config),
+         "--dir", str(directory), "--budget", "3"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    rows = run_json(capsys, "ls", directory)
+    new = [r for r in rows if not r["is_seed"]]
+    assert len(new) == 3 and {r["name"] for r in rows if r["is_seed"]} >= {"cross_entropy"}
+    scores = [r["score"] for r in rows if r["score"] is not None]
+    assert scores == sorted(scores, reverse=True) and scores
+    child = new[0]["id"]
+    code, out, _ = run(capsys, "show", directory, child[:10])
+    assert code == 0 and "def loss(logits, targets):" in out and "cross_entropy" in out
+    code, out, _ = run(capsys, "diff", directory, child[:10])
+    assert code == 0 and out.startswith(f"--- a/{new[0]['parent_ids'][0][:12]}")
+    assert any(line.startswith("+") and not line.startswith("+++") for line in out.splitlines())
+    tree = run_json(capsys, "lineage", directory, child[:10])
+    node = tree
+    while node["parents"]:
+        node = node["parents"][0]
+    assert node["proposer"] == "seed"  # every ancestry ends at a bundled baseline
+    code, out, _ = run(capsys, "report", directory)
+    html = (directory / "report.html").read_text(encoding="utf-8")
+    assert code == 0 and html.count("<svg") >= 4 and "no LLM calls" in html
+    scored = [r for r in new if r["score"] is not None]
+    if scored:  # the lineage section starts at the best new candidate
+        assert f"<code>{scored[0]['id'][:12]}</code> {html_escape(scored[0]['name'])}" in html
+    else:
+        assert "no new candidate has a score yet" in html
