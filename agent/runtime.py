@@ -32,11 +32,22 @@ def train_data_dir(cache: pathlib.Path) -> pathlib.Path:
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(dir=directory.parent, prefix=".export-"))
         export_train_splits(staging)
+        _world_readable(staging)
         try:
             staging.rename(directory)  # atomic: readers never see a half-written export
         except OSError:  # another process finished first; its export is identical
             shutil.rmtree(staging, ignore_errors=True)
+    _world_readable(directory)  # an export made before this rule existed
     return directory
+
+
+def _world_readable(directory: pathlib.Path) -> None:
+    """Train splits are not secret, and sandboxes read them as an unprivileged uid (a container's,
+    a job's): mkdtemp's 0700 would lock them out."""
+    if directory.stat().st_mode & 0o777 != 0o755:
+        directory.chmod(0o755)
+        for path in directory.iterdir():
+            path.chmod(0o644)
 
 
 @contextmanager
