@@ -1,0 +1,332 @@
+"""The text of an exported candidate: a standalone Python module that needs only torch.
+
+Layout of the module (`render_export`):
+
+    a docstring with the provenance and usage, for people;
+    PROVENANCE = {...}        the same facts as a literal dict, for programs (ids, scores, lrs);
+    CANDIDATE_SOURCE = r'''...'''   the candidate's code, verbatim, exactly as it was scored;
+    the adapter code, copied verbatim from optforge (see export_source.emit_definitions);
+    CANDIDATE = load_candidate(CANDIDATE_SOURCE, ...) and the public object of its kind:
+    DiscoveredOptimizer (a torch.optim.Optimizer), DiscoveredLoss / discovered_loss (an
+    nn.Module), or discovered_schedule(optimizer, total_steps) (a LambdaLR).
+
+The candidate's code is kept as a string and run the way scoring ran it (`load_candidate`: a fresh
+namespace), not pasted as module code, so its names cannot collide with the adapter's and it sees
+exactly what it saw when it was scored. `read_export` checks a file without running it.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import pprint
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .export_source import Emitted
+from .records import CandidateRecord, EvaluationRecord, candidate_id
+
+# The names of tasks/contracts.py and tasks/adapters.py each kind's public object is built on.
+RUNTIME_ROOTS = {
+    "optimizer": ("load_candidate", "CandidateOptimizer"),
+    "loss": ("load_candidate", "CandidateLoss"),
+    "schedule": ("load_candidate", "candidate_scheduler"),
+}
+PUBLIC_NAMES = {
+    "optimizer": "DiscoveredOptimizer",
+    "loss": "DiscoveredLoss",
+    "schedule": "discovered_schedule",
+}
+
+
+class ExportIntegrityError(ValueError):
+    """An exported file is not one `optforge export` wrote, or its candidate code was edited."""
+
+
+@dataclass(frozen=True)
+class ExportedCandidate:
+    """What `read_export` found in a file: the checked candidate code and its provenance."""
+
+    source: str
+    provenance: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.provenance["kind"])
+
+
+def source_sha256(source: str) -> str:
+    """sha256 (hex) of the candidate code exactly as embedded (a one-character edit changes it)."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def render_export(
+    candidate: CandidateRecord,
+    evaluations: Sequence[EvaluationRecord],
+    *,
+    campaign: str,
+    module: str,
+    runtime: Emitted,
+    exported_at: datetime,
+) -> str:
+    """The exported module's text; `runtime` = emit_definitions(adapter modules, RUNTIME_ROOTS[kind])."""
+    if candidate.kind not in RUNTIME_ROOTS:
+        raise ValueError(
+            f"cannot export a {candidate.kind!r} candidate: kinds {', '.join(RUNTIME_ROOTS)}"
+        )
+    provenance = _provenance(candidate, evaluations, campaign, exported_at)
+    prefix = "PROVENANCE = "
+    provenance_text = pprint.pformat(provenance, width=96, sort_dicts=False)
+    header = [
+        _docstring(provenance, module),
+        "from __future__ import annotations",
+        runtime.imports,
+    ]
+    body = [
+        "# ---- provenance and the candidate's code, exactly as scored " + "-" * 33,
+        prefix + provenance_text.replace("\n", "\n" + " " * len(prefix)),
+        f"CANDIDATE_SOURCE = {_string_literal(candidate.source)}",
+        runtime.definitions,
+        "# ---- the exported object " + "-" * 67,
+        _PUBLIC_CODE[candidate.kind],
+    ]
+    return "\n\n".join(header) + "\n\n\n" + "\n\n\n".join(body) + "\n"
+
+
+def _provenance(
+    candidate: CandidateRecord,
+    evaluations: Sequence[EvaluationRecord],
+    campaign: str,
+    exported_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "campaign": campaign,
+        "candidate_id": candidate.id,
+        "source_sha256": source_sha256(candidate.source),
+        "name": candidate.name,
+        "kind": candidate.kind,
+        "proposer": candidate.proposer,
+        "generation": candidate.generation,
+        "parent_ids": list(candidate.parent_ids),
+        "exported_at": exported_at.isoformat(timespec="seconds"),
+        "evaluations": {
+            f"tier{e.tier}": _evaluation(e) for e in sorted(evaluations, key=lambda e: e.tier)
+        },
+    }
+
+
+def _evaluation(e: EvaluationRecord) -> dict[str, Any]:
+    """One tier's result as scored: the aggregate, and per task the score and tuned learning rates."""
+    return {
+        "status": e.status,
+        "score": e.score,
+        "score_ci": list(e.score_ci) if e.score_ci else None,
+        "seeds": e.seeds,
+        "lr_sweep": list(e.learning_rates),
+        "tasks": {
+            str(t.get("name")): {
+                "status": t.get("status"),
+                "score": t.get("score"),
+                "score_ci": t.get("score_ci"),
+                "lr": t.get("lr"),
+                "adamw_lr": t.get("reference_lr"),
+            }
+            for t in e.tasks
+        },
+        "code_commit": e.code_commit,
+        "config_hash": e.config_hash,
+        "reused_from": e.reused_from,
+        "evaluated_at": datetime.fromtimestamp(e.created_at, UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _string_literal(source: str) -> str:
+    """A literal that evaluates to exactly `source`: raw and readable when possible, else repr."""
+    for quote in ("'''", '"""'):
+        if quote not in source and "\r" not in source and not source.endswith("\\"):
+            literal = f"r{quote}{source}{quote}"
+            try:
+                if ast.literal_eval(literal) == source:
+                    return literal
+            except (SyntaxError, ValueError):
+                pass
+    return repr(source)
+
+
+def _plain(text: object) -> str:
+    """Text safe inside the module's docstring: one line, no backslash or closing quotes."""
+    return " ".join(str(text).split()).replace("\\", "/").replace('"""', "'''")
+
+
+def _docstring(p: dict[str, Any], module: str) -> str:
+    lines = [
+        f"{_plain(p['name'])}: {'an' if p['kind'][0] in 'aeiou' else 'a'} {p['kind']} discovered by optforge, exported with its provenance.",
+        "",
+        f"Campaign:       {_plain(p['campaign'])}",
+        f"Candidate id:   {p['candidate_id']}",
+        "                (the archive's id: sha256 of the normalized source)",
+        f"Source sha256:  {p['source_sha256']}",
+        "                (of CANDIDATE_SOURCE below, byte for byte; optforge.load_* checks it)",
+        f"Kind, proposer: {p['kind']}, {_plain(p['proposer'])} (generation {p['generation']})",
+        f"Exported:       {p['exported_at']}",
+        "",
+        "Scores against tuned AdamW (AdamW's final held-out metric / this candidate's; >1 is better,",
+        "every candidate and AdamW get the same learning-rate sweep, seeds paired):",
+    ]
+    for tier, label in ((1, "tier 1 (screen)"), (2, "tier 2 (held out)")):
+        lines += _tier_lines(label, p["evaluations"].get(f"tier{tier}"))
+    lines += ["", "Usage:", *(f"    {line}" for line in _usage(p["kind"], module))]
+    return '"""' + "\n".join(lines).rstrip() + '\n"""'
+
+
+def _tier_lines(label: str, e: dict[str, Any] | None) -> list[str]:
+    if e is None:
+        return [f"  {label}: not evaluated"]
+    lines = [
+        f"  {label}: {_score(e['score'], e['score_ci'])}, status {e['status']}, {e['seeds']} seeds"
+    ]
+    lines.append(
+        f"    evaluated {e['evaluated_at']} by optforge commit {e['code_commit'] or 'unknown'}"
+    )
+    if e["reused_from"]:
+        lines.append(
+            f"    (copied from candidate {e['reused_from'][:12]}: identical tier-0 behaviour)"
+        )
+    if e["lr_sweep"]:
+        sweep = ", ".join(f"{lr:.3g}" for lr in e["lr_sweep"])
+        lines.append(f"    learning-rate sweep: {sweep}")
+    for name, t in e["tasks"].items():
+        lrs = f"best lr {_num(t['lr'])} (AdamW {_num(t['adamw_lr'])})"
+        lines.append(
+            f"    {_plain(name)}: {_score(t['score'], t['score_ci'])}, {lrs}, {t['status']}"
+        )
+    return lines
+
+
+def _score(score: float | None, ci: Sequence[float] | None) -> str:
+    if score is None:
+        return "no score"
+    return f"{score:.3f}" + (f" [95% CI {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _usage(kind: str, module: str) -> list[str]:
+    file = f"{module}.py"
+    if kind == "optimizer":
+        return [
+            f"from {module} import DiscoveredOptimizer",
+            "optimizer = DiscoveredOptimizer(model.parameters(), lr=1e-3)  # any HPARAMS key",
+            f'# or: optforge.load_optimizer("{file}", model.parameters(), lr=1e-3)',
+        ]
+    if kind == "loss":
+        return [
+            f"from {module} import DiscoveredLoss",
+            "loss = DiscoveredLoss()(logits, targets)  # logits [B, C], targets [B] -> scalar",
+            f'# or: optforge.load_loss("{file}")',
+        ]
+    return [
+        f"from {module} import discovered_schedule",
+        "scheduler = discovered_schedule(optimizer, total_steps=1000)  # a LambdaLR",
+        "# call scheduler.step() once after each optimizer.step()",
+        f'# or: optforge.load_schedule("{file}", optimizer, total_steps=1000)',
+    ]
+
+
+_CANDIDATE_LINE = (
+    'CANDIDATE = load_candidate(CANDIDATE_SOURCE, PROVENANCE["kind"], PROVENANCE["name"])'
+)
+
+_PUBLIC_CODE = {
+    "optimizer": f'''{_CANDIDATE_LINE}
+
+
+class DiscoveredOptimizer(CandidateOptimizer):
+    """The candidate as a torch.optim.Optimizer: the adapter it was scored through.
+
+    Hyperparameters default to the candidate's HPARAMS; pass any of them by keyword, or per param
+    group. LR schedulers work (each step reads group["lr"]); state_dict holds tensors and numbers.
+    """
+
+    def __init__(self, params: ParamsT, **hparams: Any) -> None:
+        super().__init__(params, CANDIDATE, **hparams)
+
+
+__all__ = ["CANDIDATE", "PROVENANCE", "DiscoveredOptimizer"]''',
+    "loss": f'''{_CANDIDATE_LINE}
+
+
+class DiscoveredLoss(CandidateLoss):
+    """The candidate as an nn.Module: forward(logits [B, C], targets [B]) -> scalar loss."""
+
+    def __init__(self) -> None:
+        super().__init__(CANDIDATE)
+
+
+discovered_loss = DiscoveredLoss()  # the same, used as a function: discovered_loss(logits, targets)
+
+__all__ = ["CANDIDATE", "PROVENANCE", "DiscoveredLoss", "discovered_loss"]''',
+    "schedule": f'''{_CANDIDATE_LINE}
+
+
+def discovered_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
+    """A LambdaLR scaling each group's lr by the candidate's schedule(step, total_steps).
+
+    Call scheduler.step() once after each optimizer.step(); update i uses schedule(i, total_steps).
+    """
+    return candidate_scheduler(optimizer, CANDIDATE, total_steps)
+
+
+__all__ = ["CANDIDATE", "PROVENANCE", "discovered_schedule"]''',
+}
+
+
+def read_export(text: str, origin: str) -> ExportedCandidate:
+    """Check an exported module's text without running it; raise ExportIntegrityError if it fails.
+
+    The embedded code's sha256 must equal PROVENANCE["source_sha256"] and its content hash the
+    recorded candidate id: an edit anywhere in the candidate's code, even a comment, is refused.
+    """
+    try:
+        constants = _literal_assignments(ast.parse(text), ("PROVENANCE", "CANDIDATE_SOURCE"))
+    except (SyntaxError, ValueError) as exc:
+        raise ExportIntegrityError(
+            f"{origin} is not a file written by `optforge export`: {exc}"
+        ) from None
+    provenance, source = constants["PROVENANCE"], constants["CANDIDATE_SOURCE"]
+    if not (isinstance(provenance, dict) and isinstance(source, str)):
+        raise ExportIntegrityError(
+            f"{origin}: PROVENANCE must be a dict and CANDIDATE_SOURCE a string"
+        )
+    recorded = provenance.get("source_sha256")
+    if source_sha256(source) != recorded:
+        raise ExportIntegrityError(
+            f"{origin}: the candidate code does not match its recorded sha256 ({str(recorded)[:12]}...): "
+            "it was edited after export; export it again, or import the file directly to run your edit"
+        )
+    if candidate_id(source) != provenance.get("candidate_id"):
+        raise ExportIntegrityError(
+            f"{origin}: the candidate code does not hash to the recorded candidate id"
+        )
+    if provenance.get("kind") not in RUNTIME_ROOTS:
+        raise ExportIntegrityError(
+            f"{origin}: unknown kind {provenance.get('kind')!r} in PROVENANCE"
+        )
+    return ExportedCandidate(source, provenance)
+
+
+def _literal_assignments(tree: ast.Module, names: Sequence[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id in names:
+                found[target.id] = ast.literal_eval(node.value)
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ValueError(f"no {' or '.join(missing)} assignment")
+    return found

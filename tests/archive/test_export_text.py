@@ -1,0 +1,98 @@
+"""The archive's export text: verbatim definitions with what they need, and a candidate embedded
+byte for byte whatever characters its source holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optforge.archive import CandidateRecord
+from optforge.archive.export import ExportIntegrityError, read_export, render_export
+from optforge.archive.export_source import Emitted, emit_definitions
+
+BASE = '''"""base."""
+from __future__ import annotations
+import math
+import os
+from typing import Any
+
+# Why the limit is 3.
+LIMIT = 3
+
+
+def helper(x: Any) -> float:
+    return math.sqrt(x) * LIMIT
+
+
+def unused() -> str:
+    return os.sep
+'''
+
+USER = """from __future__ import annotations
+import math
+from .base import helper
+
+
+class Thing:
+    @staticmethod
+    def value() -> float:
+        return helper(4) + math.pi
+
+__all__ = ["Thing"]
+"""
+
+
+def test_emit_copies_what_the_roots_need_transitively_and_verbatim():
+    emitted = emit_definitions([("pkg.base", BASE), ("pkg.user", USER)], ["Thing"])
+    assert emitted.imports.splitlines() == ["import math", "from typing import Any"]
+    assert "# Why the limit is 3.\nLIMIT = 3" in emitted.definitions
+    assert "    @staticmethod\n    def value() -> float:" in emitted.definitions
+    assert "unused" not in emitted.definitions and "from .base" not in emitted.definitions
+    assert emitted.definitions.index("from pkg.base") < emitted.definitions.index("from pkg.user")
+    namespace: dict = {}
+    exec(emitted.imports + "\n" + emitted.definitions, namespace)
+    assert namespace["Thing"].value() == pytest.approx(6 + 3.141592653589793)
+
+
+def test_emit_refuses_unknown_roots_and_names_defined_twice():
+    with pytest.raises(ValueError, match="cannot emit Nope"):
+        emit_definitions([("pkg.base", BASE)], ["Nope"])
+    with pytest.raises(
+        ValueError, match=r"'LIMIT' is defined in two of the modules \(again in b\)"
+    ):
+        emit_definitions([("a", BASE), ("b", BASE)], ["helper"])
+
+
+def _render(source: str) -> str:
+    record = CandidateRecord.new(source, "optimizer", 'odd name """ \\ with\nnewline')
+    runtime = Emitted("import math", "def load_candidate(*a):\n    return a")
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    return render_export(
+        record, [], campaign="/runs/x", module="m", runtime=runtime, exported_at=when
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text())
+def test_any_source_embeds_byte_for_byte_and_reads_back(source: str):
+    text = _render(source)
+    compile(text, "export.py", "exec")  # the module stays valid Python, docstring included
+    assert read_export(text, "export.py").source == source
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["x = '''a'''\n", "x = \"\"\"a\"\"\"\ny = '''b'''\n", "x = 1  \\\n", "a\rb", "s = r'\\'\n"],
+)
+def test_awkward_quotes_and_backslashes_embed_exactly(source: str):
+    assert read_export(_render(source), "export.py").source == source
+
+
+def test_reading_refuses_files_that_are_not_exports():
+    with pytest.raises(ExportIntegrityError, match="not a file written by `optforge export`"):
+        read_export("def f(:\n", "broken.py")
+    with pytest.raises(ExportIntegrityError, match="no PROVENANCE or CANDIDATE_SOURCE"):
+        read_export("x = 1\n", "plain.py")
