@@ -17,6 +17,7 @@ from optforge.tasks.proxy import TASKS
 from . import display
 from .baseline_cache import BaselineCache
 from .cli_campaign import CampaignUsageError, ConfigFileError, add_commands, add_sandbox_flag
+from .cli_export import add_export_command
 from .cli_review import ReviewError, add_review_commands
 from .cli_sandbox import add_commands as add_sandbox_commands
 from .config import EvaluationConfig, SandboxConfig, cache_dir
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     add_sandbox_flag(ev)
     ev.set_defaults(handler=_cmd_evaluate)
     add_commands(sub)
+    add_export_command(sub)
     add_review_commands(sub)
     add_sandbox_commands(sub)
     return parser

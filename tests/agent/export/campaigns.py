@@ -1,0 +1,100 @@
+"""Real campaign archives for the export tests: bundled baselines stored as a campaign stores them.
+
+Candidates are the real baseline sources (tasks/baselines/...); evaluations are built from the
+agent's own Evaluation/TaskResult objects through campaign_records, as the campaign loop does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+from types import ModuleType
+
+from optforge.agent.campaign_dir import archive_path
+from optforge.agent.campaign_records import evaluation_config_hash, evaluation_record
+from optforge.agent.config import CampaignConfig
+from optforge.agent.evaluation import Evaluation, TaskResult
+from optforge.agent.export import export_candidate
+from optforge.archive import ArchiveStore, CandidateRecord
+from optforge.tasks.baselines import baseline_source
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _task(name: str, score: float, lr: float) -> TaskResult:
+    return TaskResult(
+        name=name,
+        status="ok",
+        metric="held-out cross-entropy",
+        score=score,
+        score_ci=(score - 0.05, score + 0.05),
+        final=0.3 / score,
+        final_ci=(0.28 / score, 0.32 / score),
+        reference_final=0.3,
+        paired_diff_ci=(-0.01, 0.02),
+        lr=lr,
+        reference_lr=1e-3,
+        seed_finals=(0.29 / score, 0.31 / score),
+        curve=(2.3, 1.0, 0.3 / score),
+        reference_curve=(2.3, 1.1, 0.3),
+    )
+
+
+def _evaluation(kind: str, tier: int, score: float) -> Evaluation:
+    names = ("mlp_digits", "logreg_cancer") if tier == 1 else ("mlp_digits_wide",)
+    return Evaluation(
+        kind=kind,
+        tier=tier,
+        status="ok",
+        score=score,
+        score_ci=(score - 0.04, score + 0.04),
+        tasks=[_task(name, score, lr=4e-3) for name in names],
+        seeds=8 if tier == 1 else 4,
+        learning_rates=[2.5e-4, 1e-3, 4e-3, 1.6e-2],
+        task_versions={name: f"{name}-v1" for name in names},
+        seconds=12.5,
+    )
+
+
+def make_campaign(
+    directory: pathlib.Path, kind: str, names: list[str]
+) -> dict[str, CandidateRecord]:
+    """A campaign directory holding baselines `names` of `kind`, each scored at tiers 1 and 2."""
+    config = CampaignConfig.model_validate({"kind": kind})
+    records = {}
+    with ArchiveStore.create(archive_path(directory), config.model_dump(mode="json")) as store:
+        for i, name in enumerate(names):
+            record = CandidateRecord.new(baseline_source(kind, name), kind, name, proposer="seed")
+            store.add_candidate(record)
+            for tier, score in ((1, 1.0 + i / 10), (2, 0.95 + i / 10)):
+                evaluation = _evaluation(kind, tier, score)
+                store.add_evaluation(
+                    evaluation_record(
+                        record.id,
+                        evaluation,
+                        code_commit=COMMIT,
+                        config_hash=evaluation_config_hash(config.evaluation),
+                    )
+                )
+            records[name] = record
+    return records
+
+
+def export_baseline(directory: pathlib.Path, kind: str, name: str) -> pathlib.Path:
+    """Export baseline `name` of `kind` from a fresh campaign under `directory`; the file's path."""
+    campaign = directory / f"campaign-{kind}-{name}"
+    record = make_campaign(campaign, kind, [name])[name]
+    _, path = export_candidate(campaign, record.id[:8], directory / f"{name}_export.py")
+    return path
+
+
+def import_file(path: pathlib.Path) -> ModuleType:
+    """Import an exported file as a user would, from its path, in this process."""
+    name = f"exported_{path.stem}_{abs(hash(path))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as `import` does; dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

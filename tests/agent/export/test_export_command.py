@@ -1,0 +1,103 @@
+"""`optforge export DIR ID`: the file it writes, its provenance header, and its one-line errors."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+from optforge.agent.cli import main
+from optforge.archive.export import read_export, source_sha256
+from optforge.tasks.baselines import baseline_source
+
+from .campaigns import COMMIT, import_file, make_campaign
+
+
+@pytest.fixture
+def campaign(tmp_path: pathlib.Path) -> tuple[pathlib.Path, dict]:
+    directory = tmp_path / "runs" / "opt"
+    return directory, make_campaign(directory, "optimizer", ["adamw", "lion"])
+
+
+def test_export_writes_name_and_short_id_in_the_working_directory_by_default(
+    campaign, tmp_path, monkeypatch, capsys
+):
+    directory, records = campaign
+    monkeypatch.chdir(tmp_path)
+    lion = records["lion"]
+    assert main(["export", str(directory), lion.id[:6]]) == 0
+    path = tmp_path / f"lion_{lion.id[:8]}.py"
+    assert path.is_file()
+    assert f"from lion_{lion.id[:8]} import DiscoveredOptimizer" in capsys.readouterr().out
+
+
+def test_the_header_records_provenance_scores_and_learning_rates(campaign, tmp_path):
+    directory, records = campaign
+    lion, out = records["lion"], tmp_path / "lion_export.py"
+    assert main(["export", str(directory), lion.id[:10], "-o", str(out)]) == 0
+    text = out.read_text()
+    header = ast.get_docstring(ast.parse(text)) or ""
+    for expected in (
+        str(directory.resolve()),
+        lion.id,
+        source_sha256(lion.source),
+        "optimizer",
+        "tier 1 (screen): 1.100 [95% CI 1.060, 1.140], status ok, 8 seeds",
+        "tier 2 (held out): 1.050 [95% CI 1.010, 1.090], status ok, 4 seeds",
+        f"optforge commit {COMMIT}",
+        "learning-rate sweep: 0.00025, 0.001, 0.004, 0.016",
+        "mlp_digits: 1.100 [95% CI 1.050, 1.150], best lr 0.004 (AdamW 0.001), ok",
+        "from lion_export import DiscoveredOptimizer",
+    ):
+        assert expected in header, expected
+    exported = read_export(text, str(out))
+    assert exported.source == baseline_source("optimizer", "lion")  # verbatim, byte for byte
+    tier2 = exported.provenance["evaluations"]["tier2"]
+    assert tier2["tasks"]["mlp_digits_wide"]["lr"] == 4e-3 and tier2["code_commit"] == COMMIT
+    assert exported.provenance == import_file(out).PROVENANCE
+
+
+def test_export_refuses_to_overwrite_unless_forced(campaign, tmp_path, capsys):
+    directory, records = campaign
+    out = tmp_path / "mine.py"
+    out.write_text("# my own work\n")
+    assert main(["export", str(directory), records["adamw"].id[:8], "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("optforge: error: ") and "--force" in err
+    assert out.read_text() == "# my own work\n"
+    assert main(["export", str(directory), records["adamw"].id[:8], "-o", str(out), "--force"]) == 0
+    assert read_export(out.read_text(), str(out)).provenance["name"] == "adamw"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{dir}", "ffff00"], "no candidate id starts with 'ffff00'"),
+        (["{dir}", "not-hex"], "is not a candidate id"),
+        (["{dir}", ""], "is not a candidate id"),
+        (["{tmp}/nowhere", "abc"], "no campaign in"),
+        (["{dir}", "{adamw}", "-o", "{tmp}/out.txt"], "must end in .py"),
+        (["{dir}", "{adamw}", "-o", "{tmp}/no/such/dir/x.py"], "is not a directory"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(campaign, tmp_path, capsys, args, message):
+    directory, records = campaign
+    fill = {"dir": directory, "tmp": tmp_path, "adamw": records["adamw"].id[:8]}
+    assert main(["export", *(a.format(**fill) for a in args)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("optforge: error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_losses_and_schedules_export_their_own_objects(tmp_path):
+    for kind, name, public in (
+        ("loss", "label_smoothing", "DiscoveredLoss"),
+        ("schedule", "wsd", "discovered_schedule"),
+    ):
+        directory = tmp_path / kind
+        record = make_campaign(directory, kind, [name])[name]
+        out = tmp_path / f"{name}.py"
+        assert main(["export", str(directory), record.id[:8], "-o", str(out)]) == 0
+        module = import_file(out)
+        assert public in module.__all__ and module.PROVENANCE["kind"] == kind
