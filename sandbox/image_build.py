@@ -270,12 +270,25 @@ def docker_build(client: Any, context: str, tag: str, buildargs: dict[str, str],
         for chunk in client.api.build(path=context, tag=tag, buildargs=buildargs, labels=labels,
                                       rm=True, forcerm=True, decode=True, timeout=3600):
             if "error" in chunk:
-                raise ImageBuildError(f"docker build failed: {_last_line(chunk['error'])} (full output above)")
+                raise ImageBuildError(_build_failure(str(chunk["error"]), buildargs["BASE"]))
             for line in str(chunk.get("stream", "")).splitlines():
                 if line.strip():
                     log(line.rstrip())
     except docker.errors.DockerException as exc:
         raise ImageBuildError(f"docker build failed: {_last_line(str(exc))}: see `docker info` and the dockerd log") from None
+
+
+# How the engine words a base image it cannot pull (no registry, no DNS, unknown name or tag).
+_PULL_FAILURES = ("registry", "pull access denied", "manifest unknown", "not found: manifest", "dial tcp")
+
+
+def _build_failure(error: str, base: str) -> str:
+    """One line for a failed `docker build`: a base that cannot be pulled gets the offline fix."""
+    detail = _last_line(error)
+    if any(marker in error for marker in _PULL_FAILURES):
+        return (f"docker build failed: the base image {base} cannot be pulled ({detail}): "
+                "build without a registry with `optforge sandbox build --offline`")
+    return f"docker build failed: {detail} (full output above)"
 
 
 def _run_streamed(command: list[str], log: Log, failure: str) -> None:

@@ -244,3 +244,19 @@ def test_a_mount_left_inside_the_debootstrap_tree_is_unmounted_before_deleting(t
     assert image_build.mounts_under(work) == [str(work.resolve() / "root" / "proc")]
     image_build._remove_chroot(work)
     assert not work.exists() and image_build.mounts_under(tmp_path) == []
+
+
+def test_a_base_that_cannot_be_pulled_points_at_the_offline_build():
+    # the engine's own words when no registry answers (measured on this machine)
+    error = ('Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on '
+             "10.255.255.53:53: no such host")
+    message = image_build._build_failure(error, "python:3.11-slim")
+    assert message.startswith("docker build failed: the base image python:3.11-slim cannot be pulled")
+    assert message.endswith("`optforge sandbox build --offline`")
+
+
+def test_any_other_build_failure_keeps_the_engines_last_line():
+    error = "The command '/bin/sh -c pip install' returned a non-zero code: 1\n"
+    assert image_build._build_failure(error, "b") == (
+        "docker build failed: The command '/bin/sh -c pip install' returned a non-zero code: 1 (full output above)"
+    )
