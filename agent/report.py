@@ -199,11 +199,11 @@ def _curve_chart(panel: CurvePanel) -> str:
 def _llm_cost(view: ArchiveView) -> str:
     points = llm_cost_over_time(view)
     if not points:
-        return _note("no LLM calls: this campaign used only the offline proposers (cost $0)")
+        return _note("no LLM calls recorded in this campaign (LLM cost $0)")
     errors = sum(1 for c in view.llm_calls if c.error)
     chart = line_chart(
         [Series("cumulative cost", tuple(points), PALETTE[5])],
-        title=f"LLM cost: ${points[-1][1]:.4f} over {len(points)} calls ({errors} errors)",
+        title=f"LLM cost: ${points[-1][1]:.4f} over {len(view.llm_calls)} calls ({errors} errors)",
         x_label="minutes since the first candidate",
         y_label="USD (cumulative)",
         step=True,

@@ -17,8 +17,9 @@ LION = "lion"  # the seed the report draws next to AdamW (Lion came from a progr
 
 
 def best_by_island(view: ArchiveView) -> dict[str, list[tuple[float, float]]]:
-    """ "island N" (by birth island) and "all" -> the running best rank score, one point per
-    candidate stored (x: its 1-based index), from the first scored candidate on."""
+    """The running best rank score of all candidates ("all") and of each island ("island N", by
+    island of birth): one point per candidate stored (x: its 1-based index), from the first
+    scored candidate on."""
     best: dict[str, float] = {}
     points: dict[str, list[tuple[float, float]]] = {}
     for index, row in enumerate(view.rows.values(), 1):
@@ -55,11 +56,12 @@ def status_over_time(view: ArchiveView) -> dict[str, list[tuple[float, float]]]:
 
 
 def llm_cost_over_time(view: ArchiveView) -> list[tuple[float, float]]:
-    """(minutes since the first candidate, cumulative USD) at each LLM call; unknown prices count 0."""
+    """(minutes since the first candidate, cumulative USD) from the start and at each LLM call;
+    unknown prices count 0. Empty when there were no calls."""
     if not view.llm_calls:
         return []
     start = min([c.created_at for c in view.candidates.values()] + [view.llm_calls[0].created_at])
-    total, points = 0.0, []
+    total, points = 0.0, [(0.0, 0.0)]  # nothing spent when the campaign began
     for call in sorted(view.llm_calls, key=lambda c: c.created_at):
         total += call.cost_usd or 0.0
         points.append(((call.created_at - start) / 60.0, total))
