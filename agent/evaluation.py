@@ -16,6 +16,7 @@ import numpy as np
 from optforge.sandbox import Job, Limits, Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import check_source, declared_hparams
+from optforge.tasks.jobs import InvalidResult, checked_tier0_report
 from optforge.tasks.proxy import ProxyTask, tasks_for
 from optforge.tasks.scoring import TaskScore, aggregate, score_task
 
@@ -88,12 +89,15 @@ def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) 
     result = runner.run(Job(ENTRY, {"action": "tier0", "kind": kind, "source": source}, _limits(config)))
     if result.status != "ok":
         return Evaluation(kind, 0, result.status, error=result.error)
-    report = result.meta
+    try:
+        report = checked_tier0_report(result.meta)
+    except InvalidResult as exc:
+        return Evaluation(kind, 0, "error", error=f"invalid result: {exc}")
     screened = Evaluation(
-        kind, 0, "ok", fingerprint=report["fingerprint"], batch_safe=report["batch_safe"],
-        state_tensors=report.get("state_tensors"), seconds=time.perf_counter() - started,
+        kind, 0, "ok", fingerprint=report.fingerprint, batch_safe=report.batch_safe,
+        state_tensors=report.state_tensors, seconds=time.perf_counter() - started,
     )
-    return screened if report["passed"] else replace(screened, status="failed_tier0", error=report["error"])
+    return screened if report.passed else replace(screened, status="failed_tier0", error=report.error)
 
 
 def evaluate_tasks(

@@ -11,7 +11,7 @@ import numpy as np
 
 from optforge.sandbox import Job, Limits, Runner, RunResult
 from optforge.tasks.data import DATASETS
-from optforge.tasks.jobs import unpack_checkpoints
+from optforge.tasks.jobs import InvalidResult, checked_train_result
 from optforge.tasks.proxy import ProxyTask
 from optforge.tasks.scoring import heldout_curves, heldout_metric_name
 
@@ -84,10 +84,13 @@ def _score_run(spec: SweepSpec, lr: float, result: RunResult) -> tuple[str, str 
     """(status, error, held-out curve) of one run; divergence becomes a status, never a number."""
     if result.status != "ok":
         return result.status, result.error, None
-    if result.meta.get("diverged_at") is not None:
-        return "diverged", f"training loss became non-finite at step {result.meta['diverged_at']} (lr {lr:.3g})", None
+    try:
+        diverged_at, checkpoints = checked_train_result(spec.task.name, len(spec.seeds), result.tensors, result.meta)
+    except InvalidResult as exc:
+        return "error", f"invalid result: {exc}", None
+    if diverged_at is not None:
+        return "diverged", f"training loss became non-finite at step {diverged_at} (lr {lr:.3g})", None
     metric = heldout_metric_name(spec.task, spec.kind)
-    checkpoints = unpack_checkpoints(result.tensors, result.meta["checkpoints"])
     curve = heldout_curves(spec.task, DATASETS[spec.task.dataset]().heldout, checkpoints, metric)
     if not np.isfinite(curve).all():
         return "diverged", f"held-out {metric} is not finite (lr {lr:.3g})", None

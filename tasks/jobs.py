@@ -27,7 +27,7 @@ from .baselines import load_baseline
 from .contracts import Candidate, load_candidate
 from .data import DATASETS, Split
 from .proxy import TASKS, get_task
-from .tier0 import run_tier0
+from .tier0 import Tier0Report, run_tier0
 from .training import TrainSpec, train
 
 _TRAIN_SPLITS: dict[str, Split] = {}
@@ -121,6 +121,11 @@ def train_spec(candidate: Candidate, lr: float) -> TrainSpec:
     return TrainSpec(optimizer=adamw, lr=lr, schedule=candidate)
 
 
+class InvalidResult(ValueError):
+    """A job's result is not what the trusted side asked for. It came from the sandbox, where the
+    candidate could have written it (forged files, a hijacked entry), so it is checked, not trusted."""
+
+
 def unpack_checkpoints(
     tensors: dict[str, torch.Tensor], count: int
 ) -> list[dict[str, torch.Tensor]]:
@@ -131,3 +136,44 @@ def unpack_checkpoints(
             index, name = key[4:].split("/", 1)
             checkpoints[int(index)][name] = value
     return checkpoints
+
+
+def checked_train_result(
+    task_name: str, n_seeds: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> tuple[int | None, list[dict[str, torch.Tensor]]]:
+    """(diverged_at, checkpoints) of a train job's result, after checking that it has exactly the
+    checkpoints, parameter names, shapes and dtypes the task gives: InvalidResult otherwise."""
+    task = get_task(task_name)
+    diverged_at, count = meta.get("diverged_at"), meta.get("checkpoints")
+    if diverged_at is not None and type(diverged_at) is not int:
+        raise InvalidResult(f"diverged_at must be a step number or null, got {diverged_at!r}")
+    expected = len(task.checkpoint_steps())
+    if count != expected or type(count) is not int:
+        raise InvalidResult(f"expected {expected} checkpoints, got {count!r}")
+    shapes = {name: (n_seeds, *p.shape) for name, p in task.make_model().to("meta").named_parameters()}
+    try:
+        checkpoints = unpack_checkpoints(tensors, count)
+    except (ValueError, IndexError) as exc:
+        raise InvalidResult(f"unexpected tensor names: {exc}") from None
+    for i, checkpoint in enumerate(checkpoints):
+        if set(checkpoint) != set(shapes):
+            raise InvalidResult(f"checkpoint {i} holds {sorted(checkpoint)}, expected {sorted(shapes)}")
+        for name, weights in checkpoint.items():
+            if tuple(weights.shape) != shapes[name] or weights.dtype != torch.float32:
+                raise InvalidResult(f"checkpoint {i}: {name} is {weights.dtype} {tuple(weights.shape)}, "
+                                    f"expected float32 {shapes[name]}")
+    return diverged_at, checkpoints
+
+
+def checked_tier0_report(meta: dict[str, Any]) -> Tier0Report:
+    """The Tier0Report a tier-0 job returned, with every field's type checked (InvalidResult)."""
+    types: dict[str, type | tuple[type, ...]] = {
+        "passed": bool, "batch_safe": bool, "fingerprint": str, "state_tensors": int,
+        "checks": list, "error": (str, type(None)),
+    }
+    if set(meta) != set(types):
+        raise InvalidResult(f"tier-0 report fields {sorted(meta)}, expected {sorted(types)}")
+    for name, expected in types.items():
+        if not isinstance(meta[name], expected) or (expected is int and isinstance(meta[name], bool)):
+            raise InvalidResult(f"tier-0 report field {name} has the wrong type: {meta[name]!r:.80}")
+    return Tier0Report(**meta)
