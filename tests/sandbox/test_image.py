@@ -260,3 +260,19 @@ def test_any_other_build_failure_keeps_the_engines_last_line():
     assert image_build._build_failure(error, "b") == (
         "docker build failed: The command '/bin/sh -c pip install' returned a non-zero code: 1 (full output above)"
     )
+
+
+def test_offline_build_on_another_python_is_refused_with_the_online_alternative(monkeypatch, tmp_path):
+    # bookworm's python3 is 3.11: wheels pinned for a 3.12 host would not install in that base
+    monkeypatch.setattr(docker_image, "python_version", lambda: "3.12")
+    with pytest.raises(SandboxUnavailable, match=r"optforge sandbox build --base python:3.12-slim"):
+        image_build.plan(offline=True, base=None, tag=None, cache=tmp_path)
+
+
+def test_build_plans_fill_in_the_bases_and_the_hosts_tag(tmp_path):
+    offline = image_build.plan(offline=True, base=None, tag=None, cache=tmp_path, mirror="http://m/debian")
+    assert (offline.base, offline.tag, offline.mirror) == (
+        image_build.DEBIAN_BASE, docker_image.default_image(), "http://m/debian")
+    online = image_build.plan(offline=False, base=None, tag="x:1", cache=tmp_path)
+    assert (online.base, online.tag, online.torch_index) == (
+        f"python:{docker_image.python_version()}-slim", "x:1", image_build.DEFAULT_TORCH_INDEX)
