@@ -16,7 +16,7 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
         "export", help="write a candidate as a standalone PyTorch module (needs only torch)"
     )
     export.add_argument("dir", type=pathlib.Path, help="campaign directory")
-    export.add_argument("id", help="candidate id or a unique prefix (see `optforge status DIR`)")
+    export.add_argument("id", help="candidate id or a unique prefix (see `optforge ls DIR`)")
     export.add_argument(
         "-o", "--output", type=pathlib.Path, help="file to write (default: ./<name>_<id8>.py)"
     )

@@ -51,7 +51,7 @@ def archived_candidate(
             evaluations = store.evaluations(candidate_id=record.id)
     except ArchiveError as exc:
         raise ExportError(
-            f"{exc} (in {path}; `optforge status {directory}` lists the ids)"
+            f"{exc} (in {path}; `optforge ls {directory}` lists the ids)"
         ) from None
     if candidate_id(record.source) != record.id:
         raise ExportError(
