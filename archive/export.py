@@ -156,8 +156,10 @@ def _string_literal(source: str) -> str:
 
 
 def _plain(text: object) -> str:
-    """Text safe inside the module's docstring: one line, no backslash or closing quotes."""
-    return " ".join(str(text).split()).replace("\\", "/").replace('"""', "'''")
+    """Text safe inside the module's docstring: one printable line, no backslash or closing quotes
+    (names come from proposers; a NUL or a stray triple quote would break the module)."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return " ".join(printable.split()).replace("\\", "/").replace('"""', "'''")
 
 
 def _docstring(p: dict[str, Any], module: str) -> str:

@@ -66,8 +66,8 @@ def test_emit_refuses_unknown_roots_and_names_defined_twice():
         emit_definitions([("a", BASE), ("b", BASE)], ["helper"])
 
 
-def _render(source: str) -> str:
-    record = CandidateRecord.new(source, "optimizer", 'odd name """ \\ with\nnewline')
+def _render(source: str, name: str = 'odd name """ \\ with\nnewline and \x00') -> str:
+    record = CandidateRecord.new(source, "optimizer", name)
     runtime = Emitted("import math", "def load_candidate(*a):\n    return a")
     when = datetime(2026, 1, 1, tzinfo=UTC)
     return render_export(
@@ -76,9 +76,9 @@ def _render(source: str) -> str:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text())
-def test_any_source_embeds_byte_for_byte_and_reads_back(source: str):
-    text = _render(source)
+@given(st.text(), st.text())
+def test_any_source_and_name_give_a_valid_module_that_reads_back(source: str, name: str):
+    text = _render(source, name)
     compile(text, "export.py", "exec")  # the module stays valid Python, docstring included
     assert read_export(text, "export.py").source == source
 
