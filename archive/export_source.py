@@ -29,6 +29,7 @@ class _Definition:
 class _Index:
     definitions: dict[str, _Definition] = field(default_factory=dict)
     imports: dict[str, str] = field(default_factory=dict)  # bound name -> import statement
+    relative: set[str] = field(default_factory=set)  # names brought in by relative imports
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ def _closure(index: _Index, roots: Iterable[str]) -> set[str]:
         definition = index.definitions.get(name)
         if definition is not None:
             todo.extend(definition.references - needed)
+    unresolved = sorted((needed & index.relative) - index.definitions.keys())
+    if unresolved:
+        raise ValueError(
+            f"{', '.join(unresolved)} come(s) from a relative import of a module that was not "
+            "given: pass that module's source too"
+        )
     # Names that are neither defined nor imported are locals or builtins: nothing to emit.
     return needed
 
@@ -102,8 +109,11 @@ def _index(modules: Sequence[tuple[str, str]]) -> _Index:
 
 
 def _add_imports(index: _Index, node: ast.Import | ast.ImportFrom, label: str) -> None:
-    if isinstance(node, ast.ImportFrom) and (node.level or node.module == "__future__"):
-        return  # relative: the names come from the other given modules; future: caller's job
+    if isinstance(node, ast.ImportFrom) and node.level:
+        index.relative.update(alias.asname or alias.name for alias in node.names)
+        return  # the names come from the other given modules
+    if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+        return  # the caller writes `from __future__ import annotations` first
     for alias in node.names:
         if isinstance(node, ast.Import):
             bound = alias.asname or alias.name.split(".")[0]

@@ -66,6 +66,13 @@ def test_emit_refuses_unknown_roots_and_names_defined_twice():
         emit_definitions([("a", BASE), ("b", BASE)], ["helper"])
 
 
+def test_emit_refuses_a_name_from_a_module_it_was_not_given():
+    with pytest.raises(
+        ValueError, match="helper come.s. from a relative import .* pass that module"
+    ):
+        emit_definitions([("pkg.user", USER)], ["Thing"])
+
+
 def _render(source: str, name: str = 'odd name """ \\ with\nnewline and \x00') -> str:
     record = CandidateRecord.new(source, "optimizer", name)
     runtime = Emitted("import math", "def load_candidate(*a):\n    return a")
