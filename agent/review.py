@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import pathlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -317,11 +317,3 @@ def lineage_json(node: LineageNode) -> dict[str, Any]:
     if node.repeat:
         data["repeat"] = True
     return data
-
-
-def ancestors(node: LineageNode) -> Sequence[LineageNode]:
-    """Every node of the tree, depth first, the root first."""
-    out = [node]
-    for parent in node.parents:
-        out.extend(ancestors(parent))
-    return out

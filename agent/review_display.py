@@ -51,6 +51,9 @@ def print_ls(
     listed: Sequence[tuple[int, CandidateRow]], total: int, out: Console | None = None
 ) -> None:
     out = out or default_console()
+    if not listed:
+        _plain(out, "no candidates match" if total else "the archive holds no candidates yet")
+        return
     table = Table(
         title=f"{len(listed)} of {total} candidates by rank score "
         "(x tuned AdamW; tier 2 where evaluated, else tier 1)"

@@ -12,9 +12,11 @@ import statistics
 import pytest
 
 from optforge.agent.cli import main
+from optforge.agent.config import CampaignConfig
 from optforge.agent.report_data import best_by_island, status_over_time
 from optforge.agent.report_svg import Series, histogram, line_chart, nice_ticks
 from optforge.agent.review import opened, read_view
+from optforge.archive import ArchiveStore
 
 from . import browser as chrome
 from .conftest import LLM_IDEA, XSS_NAME, XSS_SOURCE_MARK, Built, sha256
@@ -191,3 +193,17 @@ def test_a_headless_browser_renders_every_chart_offline_without_errors(
 
 def _box(chart: dict) -> dict:
     return {k: chart[k] for k in ("x", "y", "width", "height")}
+
+
+def test_a_campaign_that_has_just_started_gets_notes_instead_of_charts(tmp_path, capsys):
+    directory = tmp_path / "new"
+    directory.mkdir()
+    ArchiveStore.create(
+        directory / "archive.sqlite", CampaignConfig().model_dump(mode="json")
+    ).close()
+    assert main(["ls", str(directory)]) == 0
+    assert capsys.readouterr().out == "the archive holds no candidates yet\n"
+    assert main(["report", str(directory)]) == 0
+    html = (directory / "report.html").read_text(encoding="utf-8")
+    assert "<svg" not in html and "the archive holds no candidates" in html
+    assert html.count('class="note"') == 7  # 3 progress charts, top table, lineage, curves, LLM
