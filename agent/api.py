@@ -90,7 +90,11 @@ def _exported_module(source: Source, kind: str) -> ModuleType | None:
     module = importlib.util.module_from_spec(spec)
     # Registered before it runs: dataclasses look their module up while the module executes.
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 
@@ -111,11 +115,15 @@ def _split_archive_source(source: Source) -> tuple[pathlib.Path, str] | None:
     return pathlib.Path(directory), prefix
 
 
+_LOADERS = {"optimizer": "load_optimizer", "loss": "load_loss", "schedule": "load_schedule"}
+
+
 def _require_kind(found: str, wanted: str, origin: str) -> None:
     if found != wanted:
-        loader = {"optimizer": "load_optimizer", "loss": "load_loss", "schedule": "load_schedule"}
-        hint = f"; use optforge.{loader[found]}" if found in loader else ""
-        raise ExportError(f"{origin} is a {found} candidate, not a {wanted}{hint}")
+        hint = f"; use optforge.{_LOADERS[found]}" if found in _LOADERS else ""
+        raise ExportError(
+            f"{origin} is of kind {found!r}, optforge.{_LOADERS[wanted]} loads kind {wanted!r}{hint}"
+        )
 
 
 __all__ = ["load_loss", "load_optimizer", "load_schedule"]

@@ -107,11 +107,14 @@ def test_an_archive_whose_code_no_longer_matches_its_id_is_refused(tmp_path):
 def test_loading_the_wrong_kind_names_the_right_loader(campaign, tmp_path):
     root, records = campaign
     with pytest.raises(
-        ExportError, match="is a loss candidate, not a optimizer; use optforge.load_loss"
+        ExportError,
+        match="is of kind 'loss', optforge.load_optimizer loads kind 'optimizer'; use optforge.load_loss",
     ):
         optforge.load_optimizer(f"{root / 'loss'}:{records['focal'].id[:8]}", _params())
     path = _export(root, "opt", records["adamw"], tmp_path)
-    with pytest.raises(ExportError, match="is a optimizer candidate, not a schedule"):
+    with pytest.raises(
+        ExportError, match="kind 'optimizer', optforge.load_schedule loads kind 'schedule'"
+    ):
         optforge.load_schedule(path, torch.optim.SGD(_params(), lr=0.1), total_steps=10)
 
 
