@@ -98,8 +98,12 @@ def print_show(view: ArchiveView, candidate: CandidateRecord, out: Console | Non
     for evaluation in view.evaluations.get(candidate.id, ()):
         _print_evaluation(out, evaluation)
     for tier in (1, 2):
-        if view.evaluation(candidate.id, tier) is not None:
+        if view.evaluation(candidate.id, tier) is None:
+            continue
+        if any(view.evaluation(seed.id, tier) for seed in view.seeds()):
             out.print(_baseline_matrix(view, candidate, tier))
+        else:
+            _plain(out, f"no seed baseline was evaluated on tier {tier} (cascade.seeds_tier2 off)")
     _plain(out, "code:")
     if out.is_terminal:
         out.print(Syntax(candidate.source, "python", line_numbers=True, word_wrap=True))
@@ -153,19 +157,24 @@ def _print_evaluation(out: Console, e: EvaluationRecord) -> None:
     if not e.tasks:
         return
     table = Table(title=f"tier {e.tier} per task (score = tuned AdamW's final / the candidate's)")
-    for column in ("task", "status", "score [95% CI]", "metric", "final", "AdamW final", "error"):
+    errors = any(t.get("error") for t in e.tasks)  # an error column only when there is one
+    for column in ("task", "status", "score [95% CI]", "metric", "final", "AdamW final"):
         table.add_column(column)
+    if errors:
+        table.add_column("error")
     for t in e.tasks:
         ci = tuple(t["score_ci"]) if t.get("score_ci") else None
-        table.add_row(
+        cells: list[str | Text] = [
             t["name"],
             _status(t["status"]),
             score_text(t.get("score"), ci),
             t.get("metric") or "-",
             _number(t.get("final")),
             _number(t.get("reference_final")),
-            Text(first_line(t.get("error")) or "", overflow="fold"),
-        )
+        ]
+        if errors:
+            cells.append(Text(first_line(t.get("error")) or "", overflow="fold"))
+        table.add_row(*cells)
     out.print(table)
 
 
