@@ -106,7 +106,15 @@ def print_show(view: ArchiveView, candidate: CandidateRecord, out: Console | Non
             _plain(out, f"no seed baseline was evaluated on tier {tier} (cascade.seeds_tier2 off)")
     _plain(out, "code:")
     if out.is_terminal:
-        out.print(Syntax(candidate.source, "python", line_numbers=True, word_wrap=True))
+        out.print(
+            Syntax(
+                candidate.source,
+                "python",
+                line_numbers=True,
+                word_wrap=True,
+                background_color="default",
+            )
+        )
     else:
         _plain(out, candidate.source.rstrip("\n"))
 
@@ -216,7 +224,7 @@ def print_diff(lines: Sequence[str], out: Console | None = None) -> None:
         return
     text = "\n".join(lines)
     if out.is_terminal:
-        out.print(Syntax(text, "diff", word_wrap=True))
+        out.print(Syntax(text, "diff", word_wrap=True, background_color="default"))
     else:
         _plain(out, text)
 

@@ -3,17 +3,22 @@ through the CLI's `main` as a user would; stdout is not a terminal here, so outp
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 from html import escape as html_escape
 
 import pytest
+from rich.console import Console
 
 from optforge.agent.cli import main
+from optforge.agent.review import diff_pair, opened, read_view, unified_diff
+from optforge.agent.review_display import print_diff, print_show
 
 from .conftest import LLM_IDEA, XSS_NAME, Built, sha256
 
@@ -299,3 +304,17 @@ def test_review_commands_and_report_on_a_real_campaign(tmp_path, capsys):
         assert f"<code>{scored[0]['id'][:12]}</code> {html_escape(scored[0]['name'])}" in html
     else:
         assert "no new candidate has a score yet" in html
+
+
+def test_on_a_terminal_code_and_diffs_are_coloured(built):
+    with opened(built.directory) as store:
+        view = read_view(store)
+        old, new = diff_pair(store, built.ids["cross"][:8], None)
+    screen = Console(file=io.StringIO(), force_terminal=True, width=120, color_system="truecolor")
+    print_diff(unified_diff(old, new), screen)
+    print_show(view, view.candidates[built.ids["cross"]], screen)
+    text = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[" in text  # colour codes
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert "+    return (-hp['lr'] * (grad.sign() + grad), state)" in plain
+    assert re.search(r"\s1 \"\"\"cross: a test candidate.\"\"\"", plain)  # numbered code lines
