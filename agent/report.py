@@ -26,7 +26,15 @@ from .report_data import (
     status_over_time,
 )
 from .report_svg import PALETTE, Series, histogram, line_chart
-from .review import ArchiveView, LineageNode, lineage, ranking_ci, read_view, unified_diff
+from .review import (
+    ArchiveView,
+    LineageNode,
+    idea_of,
+    lineage,
+    ranking_ci,
+    read_view,
+    unified_diff,
+)
 from .summary import CampaignSummary, CandidateRow, summarize
 
 _CANDIDATE_COLORS = (
@@ -45,6 +53,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 
 .charts svg { width: 540px; height: auto; }
 table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+td:nth-child(4) { white-space: nowrap; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 0.85em; }
 .add { color: #0a6b2a; } .del { color: #b0151b; } .hunk { color: #6a4ca8; }
 .bad { color: #b0151b; } .note { color: #555; font-style: italic; }
@@ -256,8 +265,9 @@ def _top_row(view: ArchiveView, rank: int, row: CandidateRow) -> str:
 def _code_details(view: ArchiveView, row: CandidateRow) -> str:
     candidate = view.candidates[row.id]
     parts = [f"<details><summary>code</summary><pre>{e(candidate.source)}</pre></details>"]
-    if candidate.thought:
-        parts.append(f"<details><summary>idea</summary><p>{e(candidate.thought)}</p></details>")
+    label, said = idea_of(candidate)  # an LLM's stated idea, or the mutation applied
+    if candidate.thought and said:
+        parts.append(f"<details><summary>{e(label)}</summary><p>{e(said)}</p></details>")
     if candidate.parent_ids:
         parent = view.candidates[candidate.parent_ids[0]]
         lines = unified_diff(parent, candidate)

@@ -87,7 +87,8 @@ def test_the_top_table_has_code_and_a_diff_against_the_parent(page, built):
     assert (
         '<span class="del">-    return (-hp[&#x27;lr&#x27;] * grad.sign(), state)</span>' in table
     )
-    assert LLM_IDEA in table
+    assert f"<summary>idea</summary><p>{LLM_IDEA}</p>" in table  # the LLM's own words
+    assert "<summary>change</summary><p>swap 1 -&gt; 2 in update</p>" in table  # the mutation
 
 
 def test_the_lineage_of_the_best_reaches_its_seeds(page, built):
