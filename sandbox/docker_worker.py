@@ -25,7 +25,7 @@ from optforge.sandbox.docker_config import (
 )
 from optforge.sandbox.errors import SandboxError
 from optforge.sandbox.host_worker import WorkerHandle
-from optforge.sandbox.records import Status
+from optforge.sandbox.records import RunResult, Status
 
 FRAME_HEADER = 8  # stream type (1 byte), 3 zero bytes, payload size (4 bytes, big-endian)
 STDOUT_STREAM = 1
@@ -120,7 +120,23 @@ class DockerWorker(WorkerHandle):
         self._stream.send(json.dumps(message).encode() + b"\n")
 
     def _readline(self, deadline: float) -> bytes | None:
-        return self._stream.readline(deadline)
+        line = self._stream.readline(deadline)
+        if line is None:  # the worker is gone: let its container finish exiting, so that _death
+            self._wait_exited()  # reads a final State (OOMKilled is set only once it has exited)
+        return line
+
+    def _wait_exited(self, timeout: float = 10.0) -> None:
+        with contextlib.suppress(self._errors.DockerException, OSError):
+            self._api.wait(self.id, timeout=timeout)
+
+    def _result(self, reply: dict[str, Any]) -> RunResult:
+        result = super()._result(reply)
+        if result.status == "oom" and self._state().get("OOMKilled"):
+            # Docker's OOMKilled flag stays set for the container's whole life once anything in it
+            # was OOM-killed: replace the container, so that the flag can only ever speak of the
+            # job that was running when its worker died (see _death).
+            self.healthy = False
+        return result
 
     def _outbox(self, reply: dict[str, Any]) -> tuple[bytes, bytes]:
         return base64.b64decode(reply["result_b64"]), base64.b64decode(reply["meta_b64"])

@@ -57,6 +57,7 @@ def child_main(
 def confine(limits: dict[str, Any], scratch: Path, out_fd: int, job_uid: int | None,
             nproc_base: int) -> None:
     os.setsid()  # own process group and session: a timeout kills the group
+    _first_for_the_oom_killer()
     procs.prctl(procs.PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the worker
     _redirect_output(out_fd)
     mb = 1024 * 1024
@@ -75,6 +76,14 @@ def confine(limits: dict[str, Any], scratch: Path, out_fd: int, job_uid: int | N
     os.chdir(scratch)
     os.environ["HOME"] = os.environ["TMPDIR"] = str(scratch)
     tempfile.tempdir = None  # forget a temp dir cached by the worker
+
+
+def _first_for_the_oom_killer() -> None:
+    """oom_score_adj 1000 (inherited by everything the job forks): when a container's memory limit
+    is hit, the kernel kills the job's processes, never the warm worker that reports on them.
+    Raising it needs no privilege; best effort, since a job is confined without it."""
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
 
 
 def _redirect_output(out_fd: int) -> None:

@@ -134,7 +134,10 @@ def run_job(request: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
                       f"{jobchild.first_error_line(exc)}")
     # Without a uid of its own, the job shares RLIMIT_NPROC's count with this uid's tasks.
     nproc_base = 0 if uid is not None else procs.count_tasks_of_uid(os.getuid())
-    oom_kills_before = cgroup_oom_kills()
+    # Only a container's worker has a memory cgroup of its own, so only there does a rise in its
+    # OOM-kill counter speak of this job (elsewhere it may be the whole host's, or absent).
+    in_container = bool(config.get("inline_results"))
+    oom_kills_before = cgroup_oom_kills() if in_container else 0
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -147,10 +150,10 @@ def run_job(request: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     clean = procs.kill_tree(os.getpid(), include_root=False, reap=True)
     outcome.drain(read_fd)
     os.close(read_fd)
-    outcome.cgroup_oom_kill = cgroup_oom_kills() > oom_kills_before
+    outcome.cgroup_oom_kill = in_container and cgroup_oom_kills() > oom_kills_before
     status, error = classify(outcome, scratch, out, limits)
     # In a container the job shares our uid; it may still have left files in /dev/shm.
-    sweep_uid = uid if uid is not None else (os.getuid() if config.get("inline_results") else None)
+    sweep_uid = uid if uid is not None else (os.getuid() if in_container else None)
     try:
         force_rmtree(scratch)
         if sweep_uid is not None:
@@ -174,7 +177,7 @@ def _inline_outbox(out: Path) -> dict[str, str]:
 
 
 # cgroup v2 and v1 files whose "oom_kill N" line counts the kernel's OOM kills in our memory cgroup
-# (a container's memory limit): a job SIGKILLed while it rose was killed for memory.
+# (a container's memory limit): a job that lost a process while it rose ran out of memory.
 CGROUP_OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
 
 
@@ -280,12 +283,14 @@ def classify(outcome: Outcome, scratch: Path, out: Path, limits: dict[str, Any])
         except ValueError as exc:
             return "error", f"invalid result: {exc}"
         return "ok", None
-    if code == jobchild.EXIT_FAILED and (report := _read_report(scratch)) is not None:
-        return report
     if code == jobchild.EXIT_NOT_CONFINED:
         return "sandbox_error", "could not confine the job: " + outcome.tail_text().strip()[-500:]
-    if outcome.exit_code == -signal.SIGKILL and outcome.cgroup_oom_kill:
-        return "oom", "killed by the kernel's OOM killer (the container's memory limit)"
+    if outcome.cgroup_oom_kill:
+        # Before the job's own report: when the kernel killed one of its processes (a forked child,
+        # say) the job often fails with whatever error that caused, but the cause was memory.
+        return "oom", "the kernel's OOM killer killed a process of the job (the container's memory limit)"
+    if code == jobchild.EXIT_FAILED and (report := _read_report(scratch)) is not None:
+        return report
     if _looks_oom(outcome, limits):
         return "oom", f"memory limit of {limits['memory_mb']} MB exceeded"
     if code < 0:
