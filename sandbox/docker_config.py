@@ -31,6 +31,9 @@ DATA_DIR = "/opt/optforge/data"  # the exported train splits, read-only
 LABEL_RUNNER = "org.optforge.runner"  # every container of one DockerRunner
 LABEL_CAMPAIGN = "org.optforge.campaign"  # the campaign (or "evaluate") that started it
 LABEL_OWNER = "org.optforge.owner"  # "<hostname>:<pid>" of the host process that owns it
+# The owner's start time (/proc/<pid>/stat, clock ticks since boot): with the pid, it names the
+# process, so a live owner is told apart from a dead one whose pid was reused.
+LABEL_OWNER_START = "org.optforge.owner-start"
 # Base of the containers' numeric user ids: far above human, system and subuid ranges, and distinct
 # per container so that RLIMIT_NPROC (counted per uid, host-wide) is never shared between jobs.
 CONTAINER_UID_BASE = 1_500_000_000

@@ -31,6 +31,7 @@ from typing import Any
 from optforge.sandbox.docker_config import (
     LABEL_CAMPAIGN,
     LABEL_OWNER,
+    LABEL_OWNER_START,
     LABEL_RUNNER,
     ContainerSettings,
     Gpus,
@@ -93,6 +94,7 @@ class DockerRunner(PooledRunner):
         self.runner_id = uuid.uuid4().hex[:12]
         settings = ContainerSettings(
             image=self.image, runner_id=self.runner_id, campaign=campaign, owner=_owner(),
+            extra_labels={LABEL_OWNER_START: process_start(os.getpid()) or ""},
             code_mounts={host: m["bind"] for host, m in code_mounts().items()},
             data_dir=str(Path(data_dir).resolve()) if data_dir is not None else None,
             hidden_paths=tuple(inside_paths(hidden_paths, image_paths(self._client, self.image))),
@@ -158,8 +160,8 @@ def remove_containers(client: Any, filters: dict[str, str]) -> int:
 
 
 def remove_stale_containers(client: Any, campaign: str) -> int:
-    """Remove containers of an earlier run of `campaign`, and those whose owner process on this
-    host is gone. Containers of live processes (another campaign running now) are left alone."""
+    """Remove containers whose owner process on this host is gone (pid and start time), and those
+    of `campaign` from another host. Containers of live processes on this host are left alone."""
     import docker
 
     try:
@@ -176,9 +178,26 @@ def remove_stale_containers(client: Any, campaign: str) -> int:
 def _is_stale(labels: dict[str, str], campaign: str) -> bool:
     host, _, pid = labels.get(LABEL_OWNER, "").rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
+        started = labels.get(LABEL_OWNER_START)
+        if started:  # the owner is alive iff its pid still runs the process that started then:
+            # a live owner's containers are never touched, whatever its campaign (two
+            # `optforge evaluate` runs at once share the campaign "evaluate")
+            return process_start(int(pid)) != started
         return not _pid_alive(int(pid)) or (labels.get(LABEL_CAMPAIGN) == campaign
                                             and int(pid) != os.getpid())
     return labels.get(LABEL_CAMPAIGN) == campaign
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None if
+    there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from the last ")".
+    return stat[stat.rindex(b")") + 2:].split()[19].decode()
 
 
 def _pid_alive(pid: int) -> bool:
