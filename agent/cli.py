@@ -16,7 +16,13 @@ from optforge.tasks.proxy import TASKS
 
 from . import display
 from .baseline_cache import BaselineCache
-from .cli_campaign import CampaignUsageError, ConfigFileError, add_commands, add_sandbox_flag
+from .cli_campaign import (
+    CampaignUsageError,
+    ConfigFileError,
+    add_commands,
+    add_sandbox_flag,
+    sigterm_as_interrupt,
+)
 from .cli_export import add_export_command
 from .cli_review import ReviewError, add_review_commands
 from .cli_sandbox import add_commands as add_sandbox_commands
@@ -97,7 +103,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     cache = cache_dir()
     result = contract_rejection(source, kind, args.tier)
     if result is None:  # only start sandbox workers for a candidate that passes the static check
-        with open_runner(config.sandbox, cache) as runner:
+        with sigterm_as_interrupt(), open_runner(config.sandbox, cache) as runner:
             if not args.json:
                 display.print_progress(f"evaluating {args.path} as a {kind} candidate at tier {args.tier} ...")
             result = evaluate(source, kind, args.tier, runner, config, BaselineCache(cache))

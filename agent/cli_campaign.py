@@ -248,7 +248,7 @@ def _run(
     directory = store.path.parent
     try:
         with (
-            _sigterm_as_interrupt(),
+            sigterm_as_interrupt(),
             open_runner(config.evaluation.sandbox, cache_dir(), campaign=str(directory.resolve())) as runner,
             LiveDisplay() as display,
         ):
@@ -274,8 +274,9 @@ def _run(
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (e.g. from a job scheduler) stops the campaign as cleanly as Ctrl-C does."""
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (e.g. from a job scheduler) stops the command as cleanly as Ctrl-C does: without
+    it Python dies at once, skipping the finalizers that stop sandbox workers and containers."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -297,4 +298,4 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["CampaignUsageError", "ConfigFileError", "add_commands"]
+__all__ = ["CampaignUsageError", "ConfigFileError", "add_commands", "sigterm_as_interrupt"]
