@@ -116,6 +116,8 @@ def test_hostile_candidate_fails_or_scores_honestly_and_the_host_is_unchanged(
     connections = listener.connections
 
     result = evaluate_tier0(source, runner)
+    # The per-backend status table of the closing note: `pytest -m ... -rP tests/sandbox/test_hostile.py`
+    print(f"{runner.environment['sandbox']:8} {case.name:32} {result.status:13} {result.error or ''}"[:160])
 
     assert result.status in case.statuses, f"{case.name}: {result.status}: {result.error}"
     assert SECRET_VALUE not in (result.error or "")
