@@ -25,7 +25,7 @@ from optforge.tasks.baselines import baseline_source
 from optforge.tasks.data import heldout_source_paths
 from tests.sandbox import hostprocs
 from tests.sandbox.conftest import SECRET_NAME, SECRET_VALUE, needs_bwrap, secret_in_environment
-from tests.sandbox.docker_backend import require_docker_image
+from tests.sandbox.docker_fixtures import engine_with_image
 from tests.sandbox.hostile import CASES, Hostile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def runner(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     slot), started while a fake API key sits in the host's environment."""
     backend = request.param
     if backend == "docker":
-        require_docker_image()
+        engine_with_image().close()
     cache = tmp_path_factory.mktemp(f"cache-{backend}")
     with secret_in_environment(), open_runner(SandboxConfig(backend=backend, workers=1), cache) as r:
         yield r

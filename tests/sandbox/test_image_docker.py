@@ -1,8 +1,7 @@
 """The built sandbox image against its runtime contract, on a real Docker engine.
 
-Needs the engine and the image (`optforge sandbox build --offline`; CI: .ci/docker_setup.sh). A
-missing engine or image fails these tests with the fix instead of skipping them: they only run when
-asked for (`-m docker`), and then they must prove something.
+Needs the engine and the image (`optforge sandbox build --offline`; CI: .ci/docker_setup.sh):
+without them these tests skip with the fix, and fail under CI (tests/sandbox/docker_fixtures.py).
 """
 
 from __future__ import annotations
@@ -16,16 +15,14 @@ import pytest
 
 from optforge.agent import cli
 from optforge.sandbox import docker_image
+from tests.sandbox.docker_fixtures import engine_with_image
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    engine = docker_image.connect()
-    problems = docker_image.image_problems(engine, docker_image.default_image())
-    if problems:
-        pytest.fail("; ".join(p.message for p in problems))
+    engine = engine_with_image()
     yield engine
     engine.close()
 
