@@ -152,8 +152,13 @@ def bare_container_seconds(image: str) -> float:
     seconds = 0.0
     for _ in range(2):
         start = time.perf_counter()
-        client.containers.run(image, ["true"], network_mode="none", read_only=True,
-                              user="65534:65534", remove=True)
+        container = client.containers.create(image, ["true"], network_mode="none", read_only=True,
+                                             user="65534:65534")
+        try:  # removed even when interrupted (run(remove=True) can leave a created container)
+            container.start()
+            container.wait()
+        finally:
+            container.remove(force=True)
         seconds = time.perf_counter() - start
     return seconds
 
