@@ -26,9 +26,9 @@ from safetensors.torch import load_file, save_file
 from .baselines import load_baseline
 from .contracts import Candidate, load_candidate
 from .data import DATASETS, Split
-from .proxy import TASKS, get_task
+from .proxy import TASKS, ProxyTask, get_task
 from .tier0 import Tier0Report, run_tier0
-from .training import TrainSpec, train
+from .training import TrainResult, TrainSpec, train
 
 _TRAIN_SPLITS: dict[str, Split] = {}
 MANIFEST = "manifest.json"
@@ -102,6 +102,11 @@ def _train_job(
     result = train(
         task, _TRAIN_SPLITS[task.dataset], spec, list(payload["seeds"]), bool(payload["batched"])
     )
+    return pack_train_result(result)
+
+
+def pack_train_result(result: TrainResult) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A train job's reply (tensors, meta), as described in the module docstring."""
     tensors = {
         f"ckpt{i}/{name}": weights.contiguous()
         for i, checkpoint in enumerate(result.checkpoints)
@@ -145,9 +150,11 @@ def checked_train_result(
     checkpoints, parameter names, shapes and dtypes the task gives: InvalidResult otherwise."""
     task = get_task(task_name)
     diverged_at, count = meta.get("diverged_at"), meta.get("checkpoints")
-    if diverged_at is not None and type(diverged_at) is not int:
-        raise InvalidResult(f"diverged_at must be a step number or null, got {diverged_at!r}")
-    expected = len(task.checkpoint_steps())
+    if diverged_at is not None and (type(diverged_at) is not int or not 0 <= diverged_at < task.steps):
+        raise InvalidResult(
+            f"diverged_at must be a step number below {task.steps} or null, got {diverged_at!r}"
+        )
+    expected = expected_checkpoints(task, diverged_at)
     if count != expected or type(count) is not int:
         raise InvalidResult(f"expected {expected} checkpoints, got {count!r}")
     shapes = {name: (n_seeds, *p.shape) for name, p in task.make_model().to("meta").named_parameters()}
@@ -163,6 +170,13 @@ def checked_train_result(
                 raise InvalidResult(f"checkpoint {i}: {name} is {weights.dtype} {tuple(weights.shape)}, "
                                     f"expected float32 {shapes[name]}")
     return diverged_at, checkpoints
+
+
+def expected_checkpoints(task: ProxyTask, diverged_at: int | None) -> int:
+    """Checkpoints a train job returns: all of the task's, or, when the loss became non-finite at
+    step d (steps 0..d-1 done), those saved up to step d, the initial weights included."""
+    steps = task.checkpoint_steps()
+    return len(steps) if diverged_at is None else sum(1 for s in steps if s <= diverged_at)
 
 
 def checked_tier0_report(meta: dict[str, Any]) -> Tier0Report:

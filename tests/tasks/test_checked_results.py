@@ -9,10 +9,17 @@ import pytest
 import torch
 
 from optforge.tasks.baselines import load_baseline
-from optforge.tasks.jobs import InvalidResult, checked_tier0_report, checked_train_result
+from optforge.tasks.contracts import load_candidate
+from optforge.tasks.data import DATASETS
+from optforge.tasks.jobs import (
+    InvalidResult,
+    checked_tier0_report,
+    checked_train_result,
+    pack_train_result,
+)
 from optforge.tasks.proxy import get_task
 from optforge.tasks.tier0 import run_tier0
-from optforge.tasks.training import init_weights
+from optforge.tasks.training import TrainSpec, init_weights, train
 
 TASK = "mlp_digits"
 SEEDS = [0, 1]
@@ -93,3 +100,23 @@ def test_a_genuine_tier0_report_passes_and_forged_ones_are_rejected() -> None:
     for forged in forgeries:
         with pytest.raises(InvalidResult):
             checked_tier0_report(forged)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_genuinely_diverged_run_keeps_the_checkpoints_saved_before_it(batched: bool) -> None:
+    """Training stops at the first non-finite loss; its result holds fewer checkpoints, and the
+    check accepts exactly those (a forged count around them is still rejected)."""
+    task = get_task(TASK)
+    runaway = load_candidate(
+        'HPARAMS = {"lr": 1.0}\ndef init(p):\n    return {}\n'
+        "def update(g, p, s, step, hp):\n    return -g * 10.0 ** (step - 40), s\n", "optimizer")
+    result = train(task, DATASETS[task.dataset]().train, TrainSpec(runaway, 1.0), SEEDS, batched)
+    assert result.diverged_at is not None and 30 < result.diverged_at < task.steps
+    tensors, meta = pack_train_result(result)
+    assert 1 < meta["checkpoints"] < len(task.checkpoint_steps())
+    diverged_at, checkpoints = checked_train_result(TASK, len(SEEDS), tensors, meta)
+    assert diverged_at == result.diverged_at and len(checkpoints) == meta["checkpoints"]
+    for forged in ({**meta, "checkpoints": meta["checkpoints"] + 1},
+                   {**meta, "diverged_at": task.steps}, {**meta, "diverged_at": -1}):
+        with pytest.raises(InvalidResult):
+            checked_train_result(TASK, len(SEEDS), tensors, forged)
