@@ -5,7 +5,6 @@
 # real container run. Needs .venv (run after `make lint`, which creates it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DOCKERD_LOG="${DOCKERD_LOG:-/tmp/optforge-dockerd.log}"
 
 if [ "$(id -u)" != 0 ]; then
   echo "docker_setup: run as root (it installs packages and starts dockerd)" >&2
@@ -21,19 +20,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! docker info >/dev/null 2>&1; then
-  echo "docker_setup: starting dockerd (log: $DOCKERD_LOG)"
-  nohup dockerd >"$DOCKERD_LOG" 2>&1 &
-  for _ in $(seq 60); do
-    docker info >/dev/null 2>&1 && break
-    sleep 1
-  done
-  if ! docker info >/dev/null 2>&1; then
-    echo "docker_setup: dockerd did not answer within 60 s; its log ends with:" >&2
-    tail -n 20 "$DOCKERD_LOG" >&2
-    exit 1
-  fi
-fi
+bash .ci/start_dockerd.sh
 
 .venv/bin/optforge sandbox build --offline
 .venv/bin/optforge sandbox check
