@@ -54,6 +54,17 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 
 table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 td:nth-child(4) { white-space: nowrap; }
+/* The top table keeps to the page width: fixed columns, long names wrap, and each candidate's
+   code, change and diff sit in a full-width row under it, where an opened one scrolls sideways
+   instead of widening the page (mutants' names and lines run long). */
+table.top { width: 100%; table-layout: fixed; }
+table.top td, table.top th { overflow-wrap: anywhere; }
+table.top th:nth-child(1) { width: 3%; } table.top th:nth-child(2) { width: 12%; }
+table.top th:nth-child(4) { width: 16%; } table.top th:nth-child(5) { width: 4%; }
+table.top th:nth-child(6) { width: 9%; } table.top th:nth-child(7) { width: 8%; }
+tr.more td { border-top: none; padding-bottom: 8px; }
+tr.more details { display: inline-block; margin-right: 2em; }
+tr.more details[open] { display: block; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 0.85em; }
 .add { color: #0a6b2a; } .del { color: #b0151b; } .hunk { color: #6a4ca8; }
 .bad { color: #b0151b; } .note { color: #555; font-style: italic; }
@@ -239,11 +250,10 @@ def _top_table(view: ArchiveView, rows: list[CandidateRow]) -> str:
             "tier",
             "status",
             "proposer",
-            "code and diff",
         )
     )
     body = "".join(_top_row(view, rank, row) for rank, row in enumerate(rows, 1))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<table class="top"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _top_row(view: ArchiveView, rank: int, row: CandidateRow) -> str:
@@ -257,9 +267,12 @@ def _top_row(view: ArchiveView, rank: int, row: CandidateRow) -> str:
         str(row.tier) if row.tier >= 0 else "-",
         f"<span{status_class}>{e(row.status)}</span>",
         e(row.proposer),
-        _code_details(view, row),
     ]
-    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    main_row = "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    return (
+        main_row
+        + f'<tr class="more"><td colspan="{len(cells)}">{_code_details(view, row)}</td></tr>'
+    )
 
 
 def _code_details(view: ArchiveView, row: CandidateRow) -> str:
