@@ -269,6 +269,9 @@ def _table_cells(rank: int, row: CandidateRow, champion: bool) -> tuple[str | Te
 
 def report_lines(s: CampaignSummary) -> list[str]:
     lines = [comparison_text(s)]
+    held_out = held_out_text(s)
+    if held_out:
+        lines.append(held_out)
     if s.champion is not None:
         c = s.champion
         lines.append(f"champion: {c.id[:12]} {c.name}, rank score {score_text(c.score)}")
@@ -299,6 +302,21 @@ def comparison_text(s: CampaignSummary) -> str:
         # Say so plainly: a short campaign often ends with every new candidate behind a seed.
         text += f"; below the best seed, {top_seed.name} ({top_seed.score:.3f})"
     return text
+
+
+def held_out_text(s: CampaignSummary) -> str | None:
+    """The best candidate verified on the held-out tier, when the best-ranked one is not.
+
+    Tier-1 scores run higher than tier-2 ones, so a tier-1-only candidate often tops the ranking;
+    this names the one a user should usually take (when the best is itself verified, it is this one).
+    """
+    held, best = s.best_held_out, s.best
+    if held is None or held.tier2_score is None or best is None or best.tier2_score is not None:
+        return None
+    return (
+        f"best on held-out tier 2: {score_text(held.tier2_score, held.tier2_ci)} x tuned AdamW "
+        f"({held.id[:12]} {held.name}; tier 1 {score_text(held.tier1_score)})"
+    )
 
 
 def _baseline_score(row: CandidateRow, tier: int) -> str:

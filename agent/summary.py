@@ -71,6 +71,7 @@ class CampaignSummary:
     stopped_reason: str | None = None  # None: no stop recorded after the last start/resume
     elapsed_s: float = 0.0  # over all runs, resumes included
     best: CandidateRow | None = None  # the best-ranked non-seed candidate with a score
+    best_held_out: CandidateRow | None = None  # the non-seed candidate best on tier 2
 
     @property
     def budget_exhausted(self) -> bool:
@@ -151,7 +152,13 @@ def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
         stopped_reason=_stopped_reason(events),
         elapsed_s=elapsed_s(events, _times(candidates, evaluations, store.llm_calls(), events)),
         best=next((r for r in ranked if not r.is_seed and r.score is not None), None),
+        best_held_out=_best_held_out(new),
     )
+
+
+def _best_held_out(new: Sequence[CandidateRow]) -> CandidateRow | None:
+    verified = [r for r in new if r.tier2_score is not None]
+    return max(verified, key=lambda r: r.tier2_score or 0.0, default=None)
 
 
 def _budget(config: dict[str, Any], events: Sequence[EventRecord]) -> int:

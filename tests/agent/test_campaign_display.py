@@ -117,12 +117,30 @@ def test_summary_lists_top_candidates_and_compares_the_best_with_adamw_and_lion(
     assert ids["late"][:12] not in text  # only the top 5 rows
     best = f"best new: 1.050 x tuned AdamW on tier 1 ({ids['steady'][:12]} steady); Lion: 0.909"
     assert best in text
+    # The best-ranked candidate is tier-1-only: the one verified on held-out tasks is named too.
+    held_out = (
+        f"best on held-out tier 2: 0.950 [0.900, 1.000] x tuned AdamW "
+        f"({ids['tier2_drop'][:12]} tier2_drop; tier 1 1.300)"
+    )
+    assert held_out in text
     assert "steady *" in text  # the champion is marked
     assert "1 deduplicated" in text and "2 duplicate sources" in text
     assert "outcomes: ok 3, diverged 1, failed_tier0 1, pending 1" in text
     assert "llm: 2 calls, 1 errors, $0.2500" in text
     assert f"archive: {store.path}" in text
     assert max(len(line) for line in text.splitlines()) <= 160 and "\x1b" not in text
+
+
+def test_no_held_out_line_when_the_best_ranked_candidate_is_itself_verified(summary_store):
+    store, ids = summary_store
+    summary = summarize(store)
+    assert summary.best_held_out is not None and summary.best_held_out.id == ids["tier2_drop"]
+    verified_best = dataclasses.replace(summary, best=summary.best_held_out)
+    console, out = _console()
+    print_summary(verified_best, console)
+    text = out.getvalue()
+    assert "best new: 0.950 x tuned AdamW on tier 2" in text
+    assert "best on held-out tier 2" not in text
 
 
 def test_a_best_new_candidate_behind_a_seed_is_called_out(summary_store):
