@@ -311,7 +311,7 @@ def held_out_text(s: CampaignSummary) -> str | None:
     this names the one a user should usually take (when the best is itself verified, it is this one).
     """
     held, best = s.best_held_out, s.best
-    if held is None or held.tier2_score is None or best is None or best.tier2_score is not None:
+    if held is None or best is None or best.tier2_score is not None:
         return None
     return (
         f"best on held-out tier 2: {score_text(held.tier2_score, held.tier2_ci)} x tuned AdamW "
