@@ -13,14 +13,14 @@ import os
 import pathlib
 import tempfile
 
-from optforge.sandbox import Limits, Runner
+from optforge.sandbox import Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import declared_hparams
 from optforge.tasks.proxy import ProxyTask
 from optforge.tasks.scoring import heldout_metric_name
 
 from .config import SweepConfig
-from .sweeps import SweepOutcome, SweepSpec, run_sweeps
+from .sweeps import JobLimits, SweepOutcome, SweepSpec, run_sweeps
 
 REFERENCE = "adamw"
 
@@ -30,7 +30,7 @@ class BaselineCache:
         self.directory = directory
 
     def sweeps(
-        self, tasks: list[ProxyTask], kind: str, seeds: list[int], sweep: SweepConfig, runner: Runner, limits: Limits
+        self, tasks: list[ProxyTask], kind: str, seeds: list[int], sweep: SweepConfig, runner: Runner, limits: JobLimits
     ) -> dict[str, SweepOutcome]:
         """The tuned-AdamW sweep of every task, from the cache or computed (all missing ones at once)."""
         source = baseline_source("optimizer", REFERENCE)
@@ -43,7 +43,7 @@ class BaselineCache:
                 missing.append(task)
             else:
                 found[task.name] = cached
-        specs = [SweepSpec(task, kind, source, "optimizer", center, seeds, True) for task in missing]
+        specs = [SweepSpec(task, kind, source, "optimizer", center, seeds, "vmap_lr") for task in missing]
         for task, outcome in zip(missing, run_sweeps(specs, sweep, runner, limits), strict=True):
             if outcome.best() is not None:  # never cache a failure: it may be transient (timeout)
                 self._save(self._key(task, kind, source, seeds, sweep), outcome)

@@ -342,7 +342,8 @@ class Campaign:
             0,
             "ok",
             fingerprint=tier0.fingerprint,
-            batch_safe=tier0.batch_safe,
+            batching=tier0.batching,
+            batching_note=tier0.batching_note,
             state_tensors=_state_tensors(tier0),
         )
         evaluation = evaluate_tasks(

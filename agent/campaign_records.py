@@ -36,7 +36,8 @@ def evaluation_record(
         error=evaluation.error,
         tasks=tuple(asdict(t) for t in evaluation.tasks),
         fingerprint=evaluation.fingerprint,
-        batch_safe=evaluation.batch_safe,
+        batching=evaluation.batching,
+        batching_note=evaluation.batching_note,
         seeds=evaluation.seeds,
         learning_rates=tuple(evaluation.learning_rates),
         task_versions=dict(evaluation.task_versions),
@@ -49,8 +50,9 @@ def evaluation_record(
 
 
 def evaluation_config_hash(config: EvaluationConfig) -> str:
-    """Hash of what changes scores (seeds, sweep), not of where they ran (the sandbox settings)."""
-    return config_hash(config.model_dump(mode="json", exclude={"sandbox"}))
+    """Hash of what changes scores (seeds, sweep), not of where or how they ran (the sandbox
+    settings, the batching cap: every batching mode gives the same results)."""
+    return config_hash(config.model_dump(mode="json", exclude={"sandbox", "max_batching"}))
 
 
 def candidate_record(

@@ -40,7 +40,14 @@ class SandboxConfig(_Frozen):
     backend: Literal["process", "docker"] = "process"
     workers: int | None = Field(None, ge=1, description="default: one per CPU core")
     allow_unisolated: bool = False  # run without bubblewrap: no network or filesystem isolation
-    job_timeout_s: float = Field(600.0, gt=0)
+    # One wall-clock limit for every job, in seconds. None (default): each job's limit fits its work
+    # (agent/limits.py): tier-0 jobs get `tier0_timeout_s`; a training job gets `timeout_multiple`
+    # times what the same number of members cost the tuned AdamW reference on that task, and at
+    # least `min_job_timeout_s`.
+    job_timeout_s: float | None = Field(None, gt=0)
+    tier0_timeout_s: float = Field(10.0, gt=0, description="a tier-0 job takes 0.03-0.5 s")
+    timeout_multiple: float = Field(10.0, ge=1.0)
+    min_job_timeout_s: float = Field(30.0, gt=0)
     memory_mb: int = Field(4096, ge=256)
     # docker only: the image (default: the tag of this host's recipe, `optforge sandbox build`)
     image: str | None = None
@@ -54,6 +61,10 @@ class EvaluationConfig(_Frozen):
     )
     sweep: SweepConfig = SweepConfig()
     sandbox: SandboxConfig = SandboxConfig()
+    # The most batched mode a job may use (tasks/vectorized.py): tier 0 picks the most batched mode
+    # that a candidate's code runs in, and this caps it. Every mode gives the same scores, so this
+    # only changes cost; "vmap" or "loop" are for diagnosis and benchmarks.
+    max_batching: Literal["vmap_lr", "vmap", "loop"] = "vmap_lr"
 
     def seeds_for(self, tier: int) -> int:
         return self.seeds.get(tier, 1)

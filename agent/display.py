@@ -11,6 +11,7 @@ from rich.table import Table
 from optforge.tasks.proxy import ProxyTask
 
 from .evaluation import Evaluation
+from .review import batching_text
 
 # Rich wraps at 80 columns when stdout is not a terminal (CI logs, pipes): give tables room instead.
 console = Console() if Console().is_terminal else Console(width=160)
@@ -62,6 +63,7 @@ def print_evaluation(path: pathlib.Path, ev: Evaluation) -> None:
             f" metric / the candidate's; 1.0 = as good as AdamW, higher is better)  [{ev.seconds:.1f} s]"
         )
     elif ev.status == "ok":
-        console.print(f"passed tier 0 (batch-safe: {ev.batch_safe}, fingerprint {ev.fingerprint})")
+        batching = batching_text(ev.batching, ev.batching_note) or "-"
+        console.print(f"passed tier 0 (batching: {batching}, fingerprint {ev.fingerprint})")
     else:
         console.print(f"[red]status {ev.status}[/red]: {ev.error}")

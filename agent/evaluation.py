@@ -7,21 +7,24 @@ rate failed takes the status of the run at the candidate's own default learning 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from optforge.sandbox import Job, Limits, Runner
+from optforge.sandbox import Job, Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import check_source, declared_hparams
 from optforge.tasks.jobs import InvalidResult, checked_tier0_report
 from optforge.tasks.proxy import ProxyTask, tasks_for
 from optforge.tasks.scoring import TaskScore, aggregate, score_task
+from optforge.tasks.vectorized import less_batched
 
 from .baseline_cache import REFERENCE, BaselineCache
 from .config import EvaluationConfig
+from .limits import JobTimeouts
 from .sweeps import ENTRY, SweepOutcome, SweepSpec, run_sweeps
 
 
@@ -55,7 +58,8 @@ class Evaluation:
     tasks: list[TaskResult] = field(default_factory=list)
     error: str | None = None
     fingerprint: str | None = None
-    batch_safe: bool | None = None
+    batching: str | None = None  # how members were batched (tasks/vectorized.py): "vmap_lr", "vmap", "loop"
+    batching_note: str | None = None  # why not more batched: the first error line vmap gave
     state_tensors: int | None = None  # tensors `init` returns per parameter (tier 0 measures it)
     seeds: int = 0
     learning_rates: list[float] = field(default_factory=list)
@@ -86,7 +90,8 @@ def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) 
 
     The source must already have passed `contract_rejection`."""
     started = time.perf_counter()
-    result = runner.run(Job(ENTRY, {"action": "tier0", "kind": kind, "source": source}, _limits(config)))
+    limits = JobTimeouts(config.sandbox, {}).tier0()
+    result = runner.run(Job(ENTRY, {"action": "tier0", "kind": kind, "source": source}, limits))
     if result.status != "ok":
         return Evaluation(kind, 0, result.status, error=result.error)
     try:
@@ -94,8 +99,9 @@ def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) 
     except InvalidResult as exc:
         return Evaluation(kind, 0, "error", error=f"invalid result: {exc}")
     screened = Evaluation(
-        kind, 0, "ok", fingerprint=report.fingerprint, batch_safe=report.batch_safe,
-        state_tensors=report.state_tensors, seconds=time.perf_counter() - started,
+        kind, 0, "ok", fingerprint=report.fingerprint, batching=report.batching,
+        batching_note=report.batching_note, state_tensors=report.state_tensors,
+        seconds=time.perf_counter() - started,
     )
     return screened if report.passed else replace(screened, status="failed_tier0", error=report.error)
 
@@ -106,25 +112,25 @@ def evaluate_tasks(
 ) -> Evaluation:
     """The proxy tasks of `tier` (1 or 2) for a candidate whose tier 0 (`screened`) passed."""
     started = time.perf_counter()
-    limits = _limits(config)
     tasks = tasks_for(tier, kind)
     seeds = list(range(config.seeds_for(tier)))
     own = source if kind == "optimizer" else baseline_source("optimizer", REFERENCE)
     center = declared_hparams(own)["lr"]
-    reference = cache.sweeps(tasks, kind, seeds, config.sweep, runner, limits)
-    specs = [SweepSpec(t, kind, source, kind, center, seeds, bool(screened.batch_safe)) for t in tasks]
-    outcomes = run_sweeps(specs, config.sweep, runner, limits)
+    reference = cache.sweeps(tasks, kind, seeds, config.sweep, runner, JobTimeouts(config.sandbox, {}))
+    # A tier-0 record written before batching modes existed has none: seeds under vmap is safe by
+    # construction; batched learning rates need tier 0's equivalence check.
+    planned = less_batched(screened.batching or "vmap", config.max_batching)
+    specs = [SweepSpec(t, kind, source, kind, center, seeds, planned) for t in tasks]
+    outcomes = run_sweeps(specs, config.sweep, runner, JobTimeouts(config.sandbox, reference))
     scored = [_score(t, o, reference[t.name]) for t, o in zip(tasks, outcomes, strict=True)]
     base = replace(
         screened, tier=tier, learning_rates=config.sweep.learning_rates(center), seeds=len(seeds),
         seconds=time.perf_counter() - started,
         task_versions={t.name: t.full_version() for t in tasks},
+        batching=functools.reduce(less_batched, (o.batching for o in outcomes), planned),
+        batching_note=next((o.batching_note for o in outcomes if o.batching_note), screened.batching_note),
     )
     return _finish(base, scored)
-
-
-def _limits(config: EvaluationConfig) -> Limits:
-    return Limits(wall_seconds=config.sandbox.job_timeout_s, memory_mb=config.sandbox.memory_mb)
 
 
 def contract_rejection(source: str, kind: str, tier: int) -> Evaluation | None:

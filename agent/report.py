@@ -30,6 +30,7 @@ from .review import (
     ArchiveView,
     LineageNode,
     idea_of,
+    latest_batching,
     lineage,
     ranking_ci,
     read_view,
@@ -281,6 +282,9 @@ def _code_details(view: ArchiveView, row: CandidateRow) -> str:
     label, said = idea_of(candidate)  # an LLM's stated idea, or the mutation applied
     if candidate.thought and said:
         parts.append(f"<details><summary>{e(label)}</summary><p>{e(said)}</p></details>")
+    batching = latest_batching(view.evaluations.get(row.id, ()))
+    if batching:
+        parts.append(f'<p class="note">batching, {e(batching)}</p>')
     if candidate.parent_ids:
         parent = view.candidates[candidate.parent_ids[0]]
         lines = unified_diff(parent, candidate)

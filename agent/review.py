@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import pathlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,6 +164,31 @@ def first_line(text: str | None) -> str | None:
     return text.strip().splitlines()[0] if text and text.strip() else None
 
 
+# How a tier's training jobs batched the candidate's members (tasks/vectorized.py), in words.
+BATCHING_WORDS = {
+    "vmap_lr": "all seeds and learning rates in one run",
+    "vmap": "all seeds in one run per learning rate",
+    "loop": "one seed at a time",
+}
+
+
+def batching_text(batching: str | None, note: str | None) -> str | None:
+    """e.g. "vmap (all seeds in one run per learning rate; vmap_lr: update raised ...)"; None for a
+    record from before batching modes were recorded."""
+    if batching is None:
+        return None
+    words = BATCHING_WORDS.get(batching, batching)
+    return f"{batching} ({words}; {note})" if note else f"{batching} ({words})"
+
+
+def latest_batching(evaluations: Sequence[EvaluationRecord]) -> str | None:
+    """The batching of a candidate's highest evaluated tier that recorded one, in words."""
+    for e in sorted(evaluations, key=lambda e: -e.tier):
+        if e.batching is not None:
+            return f"tier {e.tier}: {batching_text(e.batching, e.batching_note)}"
+    return None
+
+
 def idea_of(candidate: CandidateRecord) -> tuple[str, str | None]:
     """(label, text) of what the proposer said it did: an LLM's stated idea ("idea"), a
     mutation's description ("change"). CandidateRecord.thought holds both; seeds have none."""
@@ -236,6 +261,8 @@ def _evaluation_json(e: EvaluationRecord) -> dict[str, Any]:
         "error": first_line(e.error),
         "seeds": e.seeds,
         "seconds": e.seconds,
+        "batching": e.batching,
+        "batching_note": e.batching_note,
         "reused_from": e.reused_from,
         "tasks": tasks,
     }

@@ -23,6 +23,7 @@ from .review import (
     ArchiveView,
     LineageNode,
     baseline_table,
+    batching_text,
     first_line,
     idea_of,
     ranking_ci,
@@ -159,6 +160,9 @@ def _print_evaluation(out: Console, e: EvaluationRecord) -> None:
     if e.seeds:
         head += f", {e.seeds} seeds"
     head += f", {e.seconds:.1f}s"
+    batching = batching_text(e.batching, e.batching_note)
+    if batching:
+        head += f"; batching: {batching}"
     if e.error:
         head += f"; error: {first_line(e.error)}"
     _plain(out, head)

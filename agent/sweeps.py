@@ -1,11 +1,12 @@
 """Learning-rate sweeps: train one (candidate, task) at several learning rates in the sandbox, score
 each run's held-out curve on the trusted side, and extend the grid while the best rate sits on its
-edge. Every candidate and the AdamW reference go through this same procedure (equal tuning)."""
+edge. Every candidate and the AdamW reference go through this same procedure (equal tuning); how
+the runs are batched into jobs changes their cost, never their result."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from optforge.tasks.data import DATASETS
 from optforge.tasks.jobs import InvalidResult, checked_train_result
 from optforge.tasks.proxy import ProxyTask
 from optforge.tasks.scoring import heldout_curves, heldout_metric_name
+from optforge.tasks.vectorized import BATCHINGS, less_batched
 
 from .config import SweepConfig
 
@@ -27,6 +29,9 @@ class SweepOutcome:
     statuses: list[tuple[str, str | None]]  # per lr: (status, first error line)
     metric: str
     seconds: float = 0.0  # sandbox wall time of all its runs
+    members: int = 0  # seeds x learning rates trained by those runs: what `seconds` paid for
+    batching: str = "vmap_lr"  # the least batched mode its jobs ran in
+    batching_note: str | None = None  # why a more batched mode was given up, when one was
 
     def best(self) -> int | None:
         """Index of the learning rate with the lowest mean final held-out metric (None: all failed)."""
@@ -37,13 +42,15 @@ class SweepOutcome:
     def to_json(self) -> dict[str, Any]:
         curves = {str(i): c.tolist() for i, c in self.curves.items()}
         return {"lrs": self.lrs, "curves": curves, "statuses": self.statuses, "metric": self.metric,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "members": self.members, "batching": self.batching,
+                "batching_note": self.batching_note}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SweepOutcome:
         curves = {int(i): np.asarray(c, dtype=float) for i, c in data["curves"].items()}
         statuses = [(s, e) for s, e in data["statuses"]]
-        return cls(list(data["lrs"]), curves, statuses, data["metric"], float(data.get("seconds", 0.0)))
+        return cls(list(data["lrs"]), curves, statuses, data["metric"], float(data["seconds"]),
+                   int(data["members"]), str(data["batching"]), data["batching_note"])
 
 
 @dataclass(frozen=True)
@@ -56,38 +63,80 @@ class SweepSpec:
     source_kind: str  # the kind the job loads `source` as (the AdamW reference is an optimizer)
     center: float
     seeds: list[int]
-    batched: bool
+    batching: str  # the mode tier 0 chose (vectorized.py); a job that fails in it is retried less batched
 
 
-def run_sweeps(specs: list[SweepSpec], sweep: SweepConfig, runner: Runner, limits: Limits) -> list[SweepOutcome]:
-    """Run every sweep on the pool at once; then, round by round, add the next learning rate beyond
-    any edge that holds the best result (up to `sweep.max_extensions` per side)."""
-    runs: list[dict[float, tuple[str, str | None, np.ndarray | None]]] = [{} for _ in specs]
-    seconds = [0.0 for _ in specs]
-    pending = [(i, lr) for i, spec in enumerate(specs) for lr in sweep.learning_rates(spec.center)]
+class JobLimits(Protocol):
+    def train(self, task: ProxyTask, members: int, batching: str) -> Limits: ...
+
+
+Run = tuple[str, str | None, np.ndarray | None]  # (status, first error line, held-out curve)
+
+
+@dataclass
+class _Progress:
+    """What one sweep has so far: runs by learning rate, cost, and its (possibly fallen-back) mode."""
+
+    batching: str
+    runs: dict[float, Run] = field(default_factory=dict)
+    seconds: float = 0.0
+    members: int = 0
+    note: str | None = None
+
+
+def run_sweeps(specs: list[SweepSpec], sweep: SweepConfig, runner: Runner, limits: JobLimits) -> list[SweepOutcome]:
+    """Run every sweep on the pool at once: the whole grid as one job where the candidate batches
+    learning rates ("vmap_lr"), else a job per rate. A job that fails in a vmap mode is rerun in the
+    next, less batched one (sticky for that sweep). Then, round by round, add the next learning rate
+    beyond any edge that holds the best result (up to `sweep.max_extensions` per side)."""
+    progress = [_Progress(spec.batching) for spec in specs]
+    pending = [(i, lrs) for i, spec in enumerate(specs)
+               for lrs in _job_rates(sweep.learning_rates(spec.center), spec.batching)]
     while pending:
-        results = runner.run_many([_job(specs[i], lr, limits) for i, lr in pending])
-        for (i, lr), result in zip(pending, results, strict=True):
-            runs[i][lr] = _score_run(specs[i], lr, result)
-            seconds[i] += result.wall_seconds
-        pending = [(i, lr) for i, spec in enumerate(specs) for lr in _extensions(spec, runs[i], sweep)]
-    return [_outcome(spec, run, s) for spec, run, s in zip(specs, runs, seconds, strict=True)]
+        jobs = [_job(specs[i], lrs, progress[i].batching, limits) for i, lrs in pending]
+        retry = []
+        for (i, lrs), job, result in zip(pending, jobs, runner.run_many(jobs), strict=True):
+            state, batching = progress[i], job.payload["batching"]
+            state.seconds += result.wall_seconds
+            if result.status == "error" and batching != "loop":
+                # vmap could not run the candidate's code here: fall back, keep the first reason.
+                state.batching = less_batched(state.batching, BATCHINGS[BATCHINGS.index(batching) + 1])
+                state.note = state.note or f"{batching}: {result.error}"
+                retry += [(i, part) for part in _job_rates(list(lrs), state.batching)]
+                continue
+            state.members += len(lrs) * len(specs[i].seeds)
+            state.runs.update(_score_job(specs[i], lrs, result))
+        pending = retry or [(i, (lr,)) for i, spec in enumerate(specs)
+                            for lr in _extensions(spec, progress[i].runs, sweep)]
+    return [_outcome(spec, state) for spec, state in zip(specs, progress, strict=True)]
 
 
-def _job(spec: SweepSpec, lr: float, limits: Limits) -> Job:
+def _job_rates(lrs: list[float], batching: str) -> list[tuple[float, ...]]:
+    """The learning rates of each job: all in one when they batch, else one per job."""
+    return [tuple(lrs)] if batching == "vmap_lr" else [(lr,) for lr in lrs]
+
+
+def _job(spec: SweepSpec, lrs: tuple[float, ...], batching: str, limits: JobLimits) -> Job:
     payload = {"action": "train", "kind": spec.source_kind, "source": spec.source, "task": spec.task.name,
-               "lr": lr, "seeds": spec.seeds, "batched": spec.batched}
-    return Job(ENTRY, payload, limits)
+               "lrs": list(lrs), "seeds": spec.seeds, "batching": batching}
+    return Job(ENTRY, payload, limits.train(spec.task, len(lrs) * len(spec.seeds), batching))
 
 
-def _score_run(spec: SweepSpec, lr: float, result: RunResult) -> tuple[str, str | None, np.ndarray | None]:
-    """(status, error, held-out curve) of one run; divergence becomes a status, never a number."""
+def _score_job(spec: SweepSpec, lrs: tuple[float, ...], result: RunResult) -> dict[float, Run]:
+    """Each learning rate's run from one job; divergence becomes a status, never a number."""
     if result.status != "ok":
-        return result.status, result.error, None
+        return {lr: (result.status, result.error, None) for lr in lrs}
     try:
-        diverged_at, checkpoints = checked_train_result(spec.task.name, len(spec.seeds), result.tensors, result.meta)
+        checked = checked_train_result(spec.task.name, len(lrs), len(spec.seeds), result.tensors, result.meta)
     except InvalidResult as exc:
-        return "error", f"invalid result: {exc}", None
+        return {lr: ("error", f"invalid result: {exc}", None) for lr in lrs}
+    return {
+        lr: _score_run(spec, lr, diverged_at, checkpoints)
+        for lr, diverged_at, checkpoints in zip(lrs, checked.diverged_at, checked.checkpoints, strict=True)
+    }
+
+
+def _score_run(spec: SweepSpec, lr: float, diverged_at: int | None, checkpoints: list) -> Run:
     if diverged_at is not None:
         return "diverged", f"training loss became non-finite at step {diverged_at} (lr {lr:.3g})", None
     metric = heldout_metric_name(spec.task, spec.kind)
@@ -97,7 +146,7 @@ def _score_run(spec: SweepSpec, lr: float, result: RunResult) -> tuple[str, str 
     return "ok", None, curve
 
 
-def _extensions(spec: SweepSpec, run: dict, sweep: SweepConfig) -> list[float]:
+def _extensions(spec: SweepSpec, run: dict[float, Run], sweep: SweepConfig) -> list[float]:
     """The next learning rate beyond the grid's edge when the best run sits on that edge."""
     scored = {lr: r[2][:, -1].mean() for lr, r in run.items() if r[2] is not None}
     if not scored or sweep.max_extensions == 0:
@@ -112,8 +161,10 @@ def _extensions(spec: SweepSpec, run: dict, sweep: SweepConfig) -> list[float]:
     return []
 
 
-def _outcome(spec: SweepSpec, run: dict, seconds: float) -> SweepOutcome:
-    lrs = sorted(run)
-    curves = {i: run[lr][2] for i, lr in enumerate(lrs) if run[lr][2] is not None}
+def _outcome(spec: SweepSpec, state: _Progress) -> SweepOutcome:
+    lrs = sorted(state.runs)
+    run = state.runs
+    curves = {i: c for i, lr in enumerate(lrs) if (c := run[lr][2]) is not None}
     statuses = [(run[lr][0], run[lr][1]) for lr in lrs]
-    return SweepOutcome(lrs, curves, statuses, heldout_metric_name(spec.task, spec.kind), seconds)
+    return SweepOutcome(lrs, curves, statuses, heldout_metric_name(spec.task, spec.kind), state.seconds,
+                        state.members, state.batching, state.note)

@@ -122,7 +122,11 @@ class EvaluationRecord:
     error: str | None = None
     tasks: tuple[dict[str, Any], ...] = field(default=(), hash=False)
     fingerprint: str | None = None
+    # Archives before schema 3 only: whether seeds were stacked into one run. Newer records say how
+    # members (seeds x learning rates) were batched instead, and why not more (the first error line).
     batch_safe: bool | None = None
+    batching: str | None = None  # "vmap_lr", "vmap" or "loop" (tasks/vectorized.py)
+    batching_note: str | None = None
     seeds: int = 0
     learning_rates: tuple[float, ...] = ()
     task_versions: dict[str, str] = field(default_factory=dict, hash=False)

@@ -6,6 +6,8 @@ one; a file with a higher version than this is refused, never "repaired"):
   2: evaluations.environment (JSON: the sandbox backend, and for Docker the image and its digest).
      A version-1 file is migrated when opened: the column is added (existing rows get {}), and a
      version-2 row is appended to `schema` (append-only: the current version is the highest row).
+  3: evaluations.batching and evaluations.batching_note (how members were batched under vmap, and
+     why not more); older rows keep batch_safe and have NULL in both.
 
 Every table is append-only: BEFORE UPDATE / BEFORE DELETE triggers abort. With `recursive_triggers`
 on (set by the store) this also covers the deletes that INSERT OR REPLACE performs.
@@ -20,7 +22,7 @@ from typing import Any, TypeVar
 
 from .records import CandidateRecord, EvaluationRecord, EventRecord, LLMCallRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION = "optforge-archive"  # tells an optforge archive from any other SQLite file
 
 TABLES = {
@@ -71,7 +73,7 @@ CREATE TABLE evaluations (
     error TEXT,
     tasks TEXT NOT NULL,                    -- JSON list of per-task dicts
     fingerprint TEXT,
-    batch_safe INTEGER,
+    batch_safe INTEGER,                     -- schema 1-2 only; later rows have batching
     seeds INTEGER NOT NULL,
     learning_rates TEXT NOT NULL,
     task_versions TEXT NOT NULL,
@@ -79,6 +81,8 @@ CREATE TABLE evaluations (
     code_commit TEXT,
     config_hash TEXT NOT NULL,
     environment TEXT NOT NULL DEFAULT '{}', -- JSON: where it ran (sandbox backend, image digest)
+    batching TEXT,                          -- "vmap_lr", "vmap" or "loop"
+    batching_note TEXT,                     -- why not more batched: vmap's first error line
     reused_from TEXT REFERENCES candidates (id),
     seconds REAL NOT NULL,
     created_at REAL NOT NULL,
@@ -131,6 +135,8 @@ def install(db: sqlite3.Connection, config_json: str, created_at: float) -> None
 # Each step takes a file from version N to N + 1 inside the caller's write transaction.
 _MIGRATIONS = {
     1: ("ALTER TABLE evaluations ADD COLUMN environment TEXT NOT NULL DEFAULT '{}'",),
+    2: ("ALTER TABLE evaluations ADD COLUMN batching TEXT",
+        "ALTER TABLE evaluations ADD COLUMN batching_note TEXT"),
 }
 
 

@@ -13,7 +13,8 @@ compare the ratios, not the absolute numbers across runs):
 The ways are interleaved candidate by candidate, so load on a shared machine hits them alike. The
 Docker runner's start (construction until its worker is ready: container start, torch import,
 warm-up) and a bare container start (`true` in the image, start to exit) are reported apart: they
-are paid once per worker, not per candidate. Each way runs the same tier-1 jobs (tier 0 plus every task x learning rate) of the same candidates
+are paid once per worker, not per candidate. Each way runs the same tier-1 jobs (tier 0 plus one job per task
+with the whole learning-rate grid batched, as tier 1 runs a baseline) of the same candidates
 on ONE worker, so the per-candidate wall times are directly comparable. Run:
 
     .venv/bin/python benchmarks/sandbox_overhead.py [--candidates adam lion sgd] [--seeds 8]
@@ -61,10 +62,9 @@ def tier1_payloads(name: str, seeds: int) -> list[dict[str, Any]]:
     source = baseline_source("optimizer", name)
     lrs = SweepConfig().learning_rates(declared_hparams(source)["lr"])
     payloads: list[dict[str, Any]] = [{"action": "tier0", "kind": "optimizer", "source": source}]
-    for task in tasks_for(1, "optimizer"):
-        for lr in lrs:
-            payloads.append({"action": "train", "kind": "optimizer", "source": source, "task": task.name,
-                             "lr": lr, "seeds": list(range(seeds)), "batched": True})
+    for task in tasks_for(1, "optimizer"):  # the whole grid in one job, as tier 1 runs a baseline
+        payloads.append({"action": "train", "kind": "optimizer", "source": source, "task": task.name,
+                         "lrs": lrs, "seeds": list(range(seeds)), "batching": "vmap_lr"})
     return payloads
 
 

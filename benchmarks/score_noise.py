@@ -15,10 +15,11 @@ import statistics
 import numpy as np
 import torch
 
-from optforge.agent.config import SweepConfig, cache_dir
+from optforge.agent.config import SandboxConfig, SweepConfig, cache_dir
+from optforge.agent.limits import JobTimeouts
 from optforge.agent.runtime import WARMUP, train_data_dir
 from optforge.agent.sweeps import SweepOutcome, SweepSpec, run_sweeps
-from optforge.sandbox import Limits, ProcessRunner
+from optforge.sandbox import ProcessRunner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import declared_hparams
 from optforge.tasks.data import heldout_source_paths
@@ -30,8 +31,8 @@ def adamw_sweeps(runner: ProcessRunner, seeds: list[int]) -> dict[str, SweepOutc
     source = baseline_source("optimizer", "adamw")
     center = declared_hparams(source)["lr"]
     tasks = tasks_for(1, "optimizer")
-    specs = [SweepSpec(t, "optimizer", source, "optimizer", center, seeds, True) for t in tasks]
-    outcomes = run_sweeps(specs, SweepConfig(), runner, Limits())
+    specs = [SweepSpec(t, "optimizer", source, "optimizer", center, seeds, "vmap_lr") for t in tasks]
+    outcomes = run_sweeps(specs, SweepConfig(), runner, JobTimeouts(SandboxConfig(), {}))
     return {t.name: o for t, o in zip(tasks, outcomes, strict=True)}
 
 

@@ -28,7 +28,7 @@ class CandidateRuntimeError(RuntimeError):
     """A candidate raised or returned something outside its contract while running."""
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
@@ -75,7 +75,6 @@ class CandidateOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        keys = self._hparam_keys
         for group in self.param_groups:
             for param in group["params"]:
                 grad = param.grad
@@ -86,23 +85,31 @@ class CandidateOptimizer(torch.optim.Optimizer):
                     state["step"] = 0
                     state["candidate"] = self._initial_state(param)
                 step = state["step"] + 1
-                # A fresh hp per call: a candidate that writes into hp cannot leak into other tensors.
-                hp = {key: group[key] for key in keys}
-                try:
-                    result = self._update(grad, param, state["candidate"], step, hp)
-                except Exception as exc:
-                    raise self._error(f"update raised {_first_line(exc)}") from exc
-                delta, new_state = self._check_update(result, param)
+                delta, new_state = self._apply(grad, param, state["candidate"], step, self._hparams(group))
                 param.add_(delta)
                 state["step"] = step
                 state["candidate"] = new_state
         return loss
 
+    def _hparams(self, group: dict[str, Any]) -> dict[str, Any]:
+        # A fresh hp per call: a candidate that writes into hp cannot leak into other tensors.
+        return {key: group[key] for key in self._hparam_keys}
+
+    def _apply(
+        self, grad: Tensor, param: Tensor, state: dict[str, Any], step: int, hp: dict[str, Any]
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """The candidate's update of one tensor, checked against its contract."""
+        try:
+            result = self._update(grad, param, state, step, hp)
+        except Exception as exc:
+            raise self._error(f"update raised {first_line(exc)}") from exc
+        return self._check_update(result, param)
+
     def _initial_state(self, param: Tensor) -> dict[str, Any]:
         try:
             state = self._init(param)
         except Exception as exc:
-            raise self._error(f"init raised {_first_line(exc)}") from exc
+            raise self._error(f"init raised {first_line(exc)}") from exc
         if not isinstance(state, dict):
             raise self._error(f"init must return a dict of tensors, got {type(state).__name__}")
         return state
@@ -143,7 +150,7 @@ class CandidateLoss(nn.Module):
         try:
             value = self._loss(logits, targets)
         except Exception as exc:
-            raise self._error(f"loss raised {_first_line(exc)}") from exc
+            raise self._error(f"loss raised {first_line(exc)}") from exc
         if not isinstance(value, Tensor):
             raise self._error(f"loss must return a scalar tensor, got {type(value).__name__}")
         if value.dim() != 0:
@@ -180,7 +187,7 @@ def candidate_scheduler(
             if isinstance(value, Tensor) and value.numel() == 1:
                 value = value.item()
         except Exception as exc:
-            raise _error(f"{call} raised {_first_line(exc)}") from exc
+            raise _error(f"{call} raised {first_line(exc)}") from exc
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _error(
                 f"schedule must return a number, got {type(value).__name__} at step {step}"
@@ -192,4 +199,4 @@ def candidate_scheduler(
     return LambdaLR(optimizer, multiplier)
 
 
-__all__ = ["CandidateLoss", "CandidateOptimizer", "CandidateRuntimeError", "candidate_scheduler"]
+__all__ = ["CandidateLoss", "CandidateOptimizer", "CandidateRuntimeError", "candidate_scheduler", "first_line"]

@@ -7,9 +7,13 @@ curve as tensors; the host computes every metric that counts (scoring.py).
 Payloads (JSON):
     {"action": "tier0", "kind": K, "source": S}
         -> meta: the Tier0Report fields
-    {"action": "train", "kind": K, "source": S, "task": NAME, "lr": LR, "seeds": [..], "batched": B}
-        -> tensors: "ckpt{i}/{param}" stacked [S, ...] weights per checkpoint, "train_loss" [steps, S]
-        -> meta: {"diverged_at": step or None, "checkpoints": n}
+    {"action": "train", "kind": K, "source": S, "task": NAME, "lrs": [..], "seeds": [..],
+     "batching": "vmap_lr" | "vmap" | "loop"}
+        -> tensors: "ckpt{i}/{param}" stacked [L*S, ...] weights per checkpoint (member l*S + s is
+           seed s at learning rate l), "train_loss" [steps, L*S]
+        -> meta: {"diverged_at": [step or None per learning rate], "checkpoints": n}
+    A train job runs exactly the batching it is given; one that vmap cannot run fails, and the
+    evaluation retries it in the next, less batched mode (agent/sweeps.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import dataclasses
 import gc
 import json
 import pathlib
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,9 +31,10 @@ from safetensors.torch import load_file, save_file
 from .baselines import load_baseline
 from .contracts import Candidate, load_candidate
 from .data import DATASETS, Split
-from .proxy import TASKS, ProxyTask, get_task
+from .proxy import TASKS, get_task
 from .tier0 import Tier0Report, run_tier0
 from .training import TrainResult, TrainSpec, train
+from .vectorized import BATCHINGS
 
 _TRAIN_SPLITS: dict[str, Split] = {}
 MANIFEST = "manifest.json"
@@ -75,7 +81,8 @@ def _exercise_every_task() -> None:
     adamw = load_baseline("optimizer", "adamw")
     for task in TASKS:
         short = dataclasses.replace(task, steps=1, checkpoints=1)
-        train(short, _TRAIN_SPLITS[task.dataset], TrainSpec(adamw, 1e-3), [0], batched=True)
+        # Two learning rates: the per-member-rate path has lazy set-up of its own.
+        train(short, _TRAIN_SPLITS[task.dataset], TrainSpec(adamw, (1e-3, 2e-3)), [0], "vmap_lr")
 
 
 def run_job(
@@ -98,9 +105,9 @@ def _train_job(
         raise RuntimeError(
             f"train data for {task.dataset!r} was not loaded: the worker was not warmed"
         )
-    spec = train_spec(candidate, float(payload["lr"]))
+    spec = train_spec(candidate, tuple(float(lr) for lr in payload["lrs"]))
     result = train(
-        task, _TRAIN_SPLITS[task.dataset], spec, list(payload["seeds"]), bool(payload["batched"])
+        task, _TRAIN_SPLITS[task.dataset], spec, list(payload["seeds"]), str(payload["batching"])
     )
     return pack_train_result(result)
 
@@ -116,14 +123,16 @@ def pack_train_result(result: TrainResult) -> tuple[dict[str, torch.Tensor], dic
     return tensors, {"diverged_at": result.diverged_at, "checkpoints": len(result.checkpoints)}
 
 
-def train_spec(candidate: Candidate, lr: float) -> TrainSpec:
+def train_spec(candidate: Candidate, lrs: tuple[float, ...]) -> TrainSpec:
     """Optimizer candidates train with the task's own loss; loss and schedule candidates with AdamW."""
     if candidate.kind == "optimizer":
-        return TrainSpec(optimizer=candidate, lr=lr)
+        return TrainSpec(optimizer=candidate, lrs=lrs)
     adamw = load_baseline("optimizer", "adamw")
     if candidate.kind == "loss":
-        return TrainSpec(optimizer=adamw, lr=lr, loss=candidate)
-    return TrainSpec(optimizer=adamw, lr=lr, schedule=candidate)
+        return TrainSpec(optimizer=adamw, lrs=lrs, loss=candidate)
+    if candidate.kind == "schedule":
+        return TrainSpec(optimizer=adamw, lrs=lrs, schedule=candidate)
+    raise ValueError(f"no training recipe for kind {candidate.kind!r}")
 
 
 class InvalidResult(ValueError):
@@ -143,21 +152,39 @@ def unpack_checkpoints(
     return checkpoints
 
 
+@dataclass(frozen=True)
+class CheckedRun:
+    """A train job's result after checking: per learning rate, where it diverged and its
+    checkpoints (name -> [S, ...] weights)."""
+
+    diverged_at: list[int | None]
+    checkpoints: list[list[dict[str, torch.Tensor]]]  # [learning rate][checkpoint] name -> [S, ...]
+
+
+# The batching note is the first line of an error the candidate's code raised under vmap; it is
+# shown to users, so its length is capped like any text that comes out of the sandbox.
+MAX_NOTE_CHARS = 300
+
+
 def checked_train_result(
-    task_name: str, n_seeds: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-) -> tuple[int | None, list[dict[str, torch.Tensor]]]:
-    """(diverged_at, checkpoints) of a train job's result, after checking that it has exactly the
-    checkpoints, parameter names, shapes and dtypes the task gives: InvalidResult otherwise."""
+    task_name: str, n_lrs: int, n_seeds: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> CheckedRun:
+    """The checked result of a train job over `n_lrs` learning rates x `n_seeds` seeds: exactly the
+    checkpoints, parameter names, shapes and dtypes the task gives, else InvalidResult."""
     task = get_task(task_name)
-    diverged_at, count = meta.get("diverged_at"), meta.get("checkpoints")
-    if diverged_at is not None and (type(diverged_at) is not int or not 0 <= diverged_at < task.steps):
+    diverged = meta.get("diverged_at")
+    if not isinstance(diverged, list) or len(diverged) != n_lrs or not all(
+        d is None or (type(d) is int and 0 <= d < task.steps) for d in diverged
+    ):
         raise InvalidResult(
-            f"diverged_at must be a step number below {task.steps} or null, got {diverged_at!r}"
+            f"diverged_at must hold {n_lrs} step numbers below {task.steps} or nulls, got {diverged!r:.80}"
         )
-    expected = expected_checkpoints(task, diverged_at)
+    last = None if None in diverged else max(diverged)
+    count, expected = meta.get("checkpoints"), task.checkpoints_until(last)
     if count != expected or type(count) is not int:
         raise InvalidResult(f"expected {expected} checkpoints, got {count!r}")
-    shapes = {name: (n_seeds, *p.shape) for name, p in task.make_model().to("meta").named_parameters()}
+    members = n_lrs * n_seeds
+    shapes = {name: (members, *p.shape) for name, p in task.make_model().to("meta").named_parameters()}
     try:
         checkpoints = unpack_checkpoints(tensors, count)
     except (ValueError, IndexError) as exc:
@@ -169,25 +196,24 @@ def checked_train_result(
             if tuple(weights.shape) != shapes[name] or weights.dtype != torch.float32:
                 raise InvalidResult(f"checkpoint {i}: {name} is {weights.dtype} {tuple(weights.shape)}, "
                                     f"expected float32 {shapes[name]}")
-    return diverged_at, checkpoints
-
-
-def expected_checkpoints(task: ProxyTask, diverged_at: int | None) -> int:
-    """Checkpoints a train job returns: all of the task's, or, when the loss became non-finite at
-    step d (steps 0..d-1 done), those saved up to step d, the initial weights included."""
-    steps = task.checkpoint_steps()
-    return len(steps) if diverged_at is None else sum(1 for s in steps if s <= diverged_at)
+    per_lr = [
+        [{name: w[i * n_seeds : (i + 1) * n_seeds] for name, w in c.items()} for c in checkpoints]
+        for i in range(n_lrs)
+    ]
+    return CheckedRun(list(diverged), per_lr)
 
 
 def checked_tier0_report(meta: dict[str, Any]) -> Tier0Report:
     """The Tier0Report a tier-0 job returned, with every field's type checked (InvalidResult)."""
     types: dict[str, type | tuple[type, ...]] = {
-        "passed": bool, "batch_safe": bool, "fingerprint": str, "state_tensors": int,
-        "checks": list, "error": (str, type(None)),
+        "passed": bool, "batching": str, "batching_note": (str, type(None)), "fingerprint": str,
+        "state_tensors": int, "checks": list, "error": (str, type(None)),
     }
     if set(meta) != set(types):
         raise InvalidResult(f"tier-0 report fields {sorted(meta)}, expected {sorted(types)}")
     for name, expected in types.items():
         if not isinstance(meta[name], expected) or (expected is int and isinstance(meta[name], bool)):
             raise InvalidResult(f"tier-0 report field {name} has the wrong type: {meta[name]!r:.80}")
-    return Tier0Report(**meta)
+    if meta["batching"] not in BATCHINGS:
+        raise InvalidResult(f"tier-0 batching must be one of {', '.join(BATCHINGS)}")
+    return Tier0Report(**{**meta, "batching_note": (meta["batching_note"] or "")[:MAX_NOTE_CHARS] or None})

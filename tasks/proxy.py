@@ -19,7 +19,9 @@ from .models import CharTransformer, mlp
 Objective = Literal["classification", "regression", "language"]
 
 # Bump when training code shared by all tasks changes what a run computes; keys the baseline cache.
-TRAINING_VERSION = "train-2"
+# train-3: candidate code runs under vmap over members (true per-parameter shapes), learning rates
+# batched as members with per-member float64 rates.
+TRAINING_VERSION = "train-3"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,15 @@ class ProxyTask:
         )
 
     def checkpoint_steps(self) -> list[int]:
-        return [round(i * self.steps / self.checkpoints) for i in range(self.checkpoints + 1)]
+        """Steps after which weights are saved, 0 (the initial weights) included; distinct even
+        when a shortened task has fewer steps than checkpoints."""
+        return sorted({round(i * self.steps / self.checkpoints) for i in range(self.checkpoints + 1)})
+
+    def checkpoints_until(self, diverged_at: int | None) -> int:
+        """Checkpoints a run saves: all of them, or, when its loss became non-finite at step d
+        (steps 0..d-1 done), those up to step d, the initial weights included."""
+        steps = self.checkpoint_steps()
+        return len(steps) if diverged_at is None else sum(1 for s in steps if s <= diverged_at)
 
     def accepts(self, kind: str) -> bool:
         """Loss candidates are classification losses: they only run on tasks with class targets."""

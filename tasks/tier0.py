@@ -8,25 +8,30 @@ program search deduplicated its 10^5 candidates the same way).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from .adapters import CandidateOptimizer, candidate_scheduler
+from .adapters import CandidateLoss, CandidateOptimizer, candidate_scheduler
 from .baselines import load_baseline
 from .contracts import Candidate
+from .vectorized import MemberOptimizer, fallback_note, member_losses
 
 SHAPES = [(7,), (3, 5), (2, 3, 4)]
 PROBE_STEPS = 3
-SEED_STACK = 3  # slices stacked for the batch-safety check
+SEED_STACK = 3  # members stacked for the batching checks
+# The batched-learning-rate check runs the candidate at its default rate and at this multiple of it.
+LR_PROBE_FACTOR = 4.0
 
 
 @dataclass
 class Tier0Report:
     passed: bool = True
-    batch_safe: bool = False
+    batching: str = "loop"  # how training may batch its members (vectorized.py): decided here
+    batching_note: str | None = None  # why not a more batched mode: the first error line
     fingerprint: str = ""
     state_tensors: int = 0  # tensors `init` returns per parameter: an optimizer's memory descriptor
     checks: list[dict] = field(default_factory=list)
@@ -56,10 +61,12 @@ def _fixed(shape: tuple[int, ...], salt: int) -> torch.Tensor:
 
 
 def _probe_update(
-    candidate: Candidate, param: torch.Tensor, grads: list[torch.Tensor]
+    candidate: Candidate, param: torch.Tensor, grads: list[torch.Tensor], lr: float | None = None
 ) -> list[torch.Tensor]:
     """Deltas of PROBE_STEPS updates from a fresh state (the param moves by each delta)."""
     update, hp = candidate.fn("update"), candidate.hparams
+    if lr is not None:
+        hp["lr"] = lr
     state, deltas = candidate.fn("init")(param.clone()), []
     for step, grad in enumerate(grads, start=1):
         out = update(grad.clone(), param.clone(), state, step, dict(hp))
@@ -97,8 +104,7 @@ def _optimizer_checks(candidate: Candidate, report: Tier0Report) -> None:
         "deterministic", _same(deltas, again), "two identical calls gave different deltas"
     ):
         return
-    report.batch_safe = _batch_safe(candidate, runs)
-    report.record("batch_safe", True, "stacked" if report.batch_safe else "loop fallback")
+    _record_batching(report, *_optimizer_batching(candidate, runs))
     report.fingerprint = _hash(deltas)
     state = candidate.fn("init")(runs[0][0].clone())
     values = state.values() if isinstance(state, dict) else ()
@@ -115,18 +121,51 @@ def _optimizer_checks(candidate: Candidate, report: Tier0Report) -> None:
             return
 
 
-def _batch_safe(candidate: Candidate, runs: list) -> bool:
-    """Does updating [S, *shape] stacked tensors equal updating each slice on its own?"""
+def _record_batching(report: Tier0Report, batching: str, note: str | None) -> None:
+    report.batching, report.batching_note = batching, note
+    report.record("batching", True, batching if note is None else f"{batching} ({note})")
+
+
+def _optimizer_batching(candidate: Candidate, runs: list) -> tuple[str, str | None]:
+    """The most batched mode whose results equal one member at a time on the probe tensors, and
+    why the next more batched one was not taken (its first error line)."""
+    try:
+        if not _members_match(candidate, runs, lrs=None):
+            return "loop", "vmap: vmapped updates differ from one seed at a time"
+    except Exception as exc:
+        return "loop", fallback_note("vmap", exc)
+    lr = float(candidate.hparams["lr"])
+    try:
+        if not _members_match(candidate, runs, lrs=(lr, lr * LR_PROBE_FACTOR)):
+            return "vmap", "vmap_lr: batched learning rates differ from separate runs"
+    except Exception as exc:
+        return "vmap", fallback_note("vmap_lr", exc)
+    return "vmap_lr", None
+
+
+def _members_match(candidate: Candidate, runs: list, lrs: tuple[float, ...] | None) -> bool:
+    """Do PROBE_STEPS updates of stacked members (SEED_STACK seeds, at each of `lrs` as per-member
+    rates, or at the default rate) equal each member's updates on its own?"""
+    rates = lrs or (None,)
     for param, grads, _ in runs:
-        stack_p = torch.stack([param * (1 + s) for s in range(SEED_STACK)])
-        stack_g = [torch.stack([g * (1 - 0.3 * s) for s in range(SEED_STACK)]) for g in grads]
-        try:
-            stacked = _probe_update(candidate, stack_p, stack_g)
-        except Exception:
-            return False
-        for s in range(SEED_STACK):
-            alone = _probe_update(candidate, stack_p[s], [g[s] for g in stack_g])
-            if not _same([d[s] for d in stacked], alone, tol=1e-5):
+        seeds = [param * (1 + s) for s in range(SEED_STACK)]
+        seed_grads = [[g * (1 - 0.3 * s) for s in range(SEED_STACK)] for g in grads]
+        stacked = torch.stack(seeds * len(rates))
+        member_lrs = (
+            torch.tensor(rates, dtype=torch.float64).repeat_interleave(SEED_STACK) if lrs
+            else float(candidate.hparams["lr"])
+        )
+        opt = MemberOptimizer([stacked], candidate, member_lrs, vectorized=True)
+        trajectory = []
+        for step_grads in seed_grads:
+            stacked.grad = torch.stack(step_grads * len(rates))
+            opt.step()
+            trajectory.append(stacked.clone())
+        for m in range(len(rates) * SEED_STACK):
+            rate, s = rates[m // SEED_STACK], m % SEED_STACK
+            alone = _probe_update(candidate, seeds[s], [g[s] for g in seed_grads], rate)
+            positions = list(itertools.accumulate(alone, initial=seeds[s]))[1:]
+            if not _same([t[m] for t in trajectory], positions, tol=1e-5):
                 return False
     return True
 
@@ -187,7 +226,7 @@ def _loss_checks(candidate: Candidate, report: Tier0Report) -> None:
         ):
             return
         outputs += [value.detach().reshape(1), grad]
-    report.batch_safe = True  # losses are called once per seed, never stacked
+    _record_batching(report, *_loss_batching(candidate))
     report.fingerprint = _hash(outputs)
     before, after = _train_linear_classifier(candidate)
     report.record(
@@ -195,6 +234,22 @@ def _loss_checks(candidate: Candidate, report: Tier0Report) -> None:
         after < before,
         f"training error went from {before:.3f} to {after:.3f}",
     )
+
+
+def _loss_batching(candidate: Candidate) -> tuple[str, str | None]:
+    """Vmapped over stacked members, does the loss give each member's loss on its own?"""
+    loss = CandidateLoss(candidate)
+    logits = torch.stack([_fixed((8, 5), 50 + s) for s in range(SEED_STACK)])
+    targets = torch.stack([torch.randperm(8, generator=torch.Generator().manual_seed(s)) % 5
+                           for s in range(SEED_STACK)])
+    try:
+        batched = member_losses(loss, logits, targets, vectorized=True)
+    except Exception as exc:
+        return "loop", fallback_note("vmap", exc)
+    alone = [loss(lg, t) for lg, t in zip(logits, targets, strict=True)]
+    if not _same(list(batched), alone, tol=1e-5):
+        return "loop", "vmap: vmapped losses differ from one member at a time"
+    return "vmap_lr", None
 
 
 def _train_linear_classifier(candidate: Candidate) -> tuple[float, float]:
@@ -226,7 +281,7 @@ def _schedule_checks(candidate: Candidate, report: Tier0Report) -> None:
         any(v > 0 for v in values),
         "schedule is zero everywhere: nothing would train",
     )
-    report.batch_safe = True  # a schedule scales the learning rate; it never sees tensors
+    _record_batching(report, "vmap_lr", None)  # it scales AdamW's rate and never sees a tensor
     report.fingerprint = _hash([torch.tensor(values)])
     opt_candidate = load_baseline("optimizer", "adamw")
     x = torch.ones(10, requires_grad=True)

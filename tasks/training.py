@@ -1,13 +1,14 @@
-"""Training on a proxy task, many seeds at once.
+"""Training on a proxy task, many members at once.
 
-Seeds train batched as stacked weights: every parameter gets a leading seed dimension
-(torch.func.stack_module_state) and the model runs under torch.func.vmap. An optimizer candidate then
-sees stacked tensors; that is only correct for update rules that act on each seed's slice
-independently, which tier 0 checks ("batch-safe"). Other candidates take the loop fallback: one seed
-at a time through exactly the same code with a seed dimension of one.
+A member is one seed at one learning rate. Members train batched as stacked weights: every parameter
+gets a leading member dimension (torch.func.stack_module_state), the model runs under
+torch.func.vmap, and so does the candidate's code (vectorized.py), so every call sees one member's
+tensors with their true shapes. Members are ordered learning-rate-major: member l * S + s is seed s
+at learning rate l. How much is batched (every learning rate at once, one rate at a time, or one
+member at a time) is the batching mode.
 
 Seed s of a task always means the same initial weights and the same minibatch order, whatever the
-candidate: comparisons between candidates are paired by seed.
+candidate and the learning rate: comparisons between candidates and between rates are paired by seed.
 """
 
 from __future__ import annotations
@@ -18,37 +19,56 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .adapters import CandidateOptimizer, candidate_scheduler
+from .adapters import CandidateLoss, candidate_scheduler
 from .contracts import Candidate
 from .data import Split
 from .proxy import ProxyTask
+from .vectorized import BATCHINGS, MemberOptimizer, member_losses
 
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """What trains: an optimizer at a base learning rate, optionally a loss and a schedule candidate."""
+    """What trains: an optimizer at one or more base learning rates, optionally a loss and a
+    schedule candidate."""
 
     optimizer: Candidate
-    lr: float
+    lrs: tuple[float, ...]
     loss: Candidate | None = None  # None: cross-entropy (classification, language) or MSE
     schedule: Candidate | None = None  # None: constant learning rate
 
 
 @dataclass
 class TrainResult:
-    checkpoints: list[dict[str, torch.Tensor]]  # per checkpoint step: name -> [S, ...] weights
-    train_loss: torch.Tensor  # [steps_run, S] training loss per step and seed
-    diverged_at: int | None  # first step whose training loss was not finite
+    checkpoints: list[dict[str, torch.Tensor]]  # per checkpoint step: name -> [L*S, ...] weights
+    train_loss: torch.Tensor  # [steps_run, L*S] training loss per step and member
+    diverged_at: list[int | None]  # per learning rate: first step a seed's training loss was not finite
 
 
 def train(
-    task: ProxyTask, split: Split, spec: TrainSpec, seeds: list[int], batched: bool
+    task: ProxyTask, split: Split, spec: TrainSpec, seeds: list[int], batching: str = "vmap_lr",
+    dtype: torch.dtype = torch.float32,
 ) -> TrainResult:
-    """Train `task` for every seed; batched as stacked weights, or one seed at a time."""
-    if batched:
-        return _train_stacked(task, split, spec, seeds)
-    parts = [_train_stacked(task, split, spec, [seed]) for seed in seeds]
-    return _concat(parts)
+    """Train `task` for every seed at every learning rate of `spec`, batched as `batching` says
+    (vectorized.py). Training stops early once every learning rate has diverged.
+
+    A mode that vmap cannot run raises (the caller falls back to a less batched mode: tier 0
+    decides the mode, the evaluation retries a job that fails in it)."""
+    if batching not in BATCHINGS:
+        raise ValueError(f"unknown batching {batching!r}: use one of {', '.join(BATCHINGS)}")
+    if batching == "vmap_lr":
+        return _train_members(task, split, spec, seeds, spec.lrs, True, dtype)
+    parts: list[TrainResult | None] = []
+    if batching == "vmap":
+        parts += [_train_members(task, split, spec, seeds, (lr,), True, dtype) for lr in spec.lrs]
+        return _join(task, parts, 1)
+    for lr in spec.lrs:
+        for seed in seeds:
+            if parts and _group_diverged(parts, len(seeds)):
+                # This rate has diverged already: its other seeds cannot change that, skip them.
+                parts.append(None)
+                continue
+            parts.append(_train_members(task, split, spec, [seed], (lr,), False, dtype))
+    return _join(task, parts, len(seeds))
 
 
 def init_weights(
@@ -72,10 +92,10 @@ def batched_forward(task: ProxyTask, params: dict, buffers: dict, x: torch.Tenso
     return vmap(one)(params, buffers, x)
 
 
-def per_seed_loss(
-    task: ProxyTask, out: torch.Tensor, y: torch.Tensor, loss: Candidate | None
+def member_loss(
+    task: ProxyTask, out: torch.Tensor, y: torch.Tensor, loss: CandidateLoss | None, vectorized: bool
 ) -> torch.Tensor:
-    """[S] training losses. A loss candidate is called once per seed, never under vmap."""
+    """[M] training losses, one per member; a loss candidate runs under vmap (or on the one member)."""
     if task.objective == "regression":
         return ((out.squeeze(-1) - y) ** 2).mean(-1)
     logits = out.reshape(out.shape[0], -1, out.shape[-1])
@@ -83,10 +103,7 @@ def per_seed_loss(
     if loss is None:
         flat = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
         return flat.view(targets.shape).mean(-1)
-    fn = loss.fn("loss")
-    return torch.stack(
-        [torch.as_tensor(fn(lg, t)).reshape(()) for lg, t in zip(logits, targets, strict=True)]
-    )
+    return member_losses(loss, logits, targets, vectorized)
 
 
 def batch_indices(task: ProxyTask, split: Split, seeds: list[int]) -> torch.Tensor:
@@ -108,47 +125,103 @@ def gather_batch(task: ProxyTask, split: Split, indices: torch.Tensor) -> tuple[
     return split.x[indices], split.y[indices]
 
 
-def _train_stacked(task: ProxyTask, split: Split, spec: TrainSpec, seeds: list[int]) -> TrainResult:
+def _train_members(
+    task: ProxyTask, split: Split, spec: TrainSpec, seeds: list[int], lrs: tuple[float, ...],
+    vectorized: bool, dtype: torch.dtype,
+) -> TrainResult:
+    n_seeds = len(seeds)
     params, buffers = init_weights(task, seeds)
-    opt = CandidateOptimizer(list(params.values()), spec.optimizer, lr=spec.lr)
+    params = {n: _tile(p, len(lrs)).to(dtype).requires_grad_(True) for n, p in params.items()}
+    buffers = {n: _tile(b, len(lrs)) for n, b in buffers.items()}
+    member_lrs = (
+        torch.tensor(lrs, dtype=torch.float64).repeat_interleave(n_seeds) if len(lrs) > 1 else lrs[0]
+    )
+    opt = MemberOptimizer(list(params.values()), spec.optimizer, member_lrs, vectorized)
     sched = candidate_scheduler(opt, spec.schedule, task.steps) if spec.schedule else None
+    loss_fn = CandidateLoss(spec.loss) if spec.loss else None
     save_at = set(task.checkpoint_steps())
     checkpoints = [_snapshot(params)]
     losses = []
-    indices = batch_indices(task, split, seeds)
+    diverged: list[int | None] = [None] * len(lrs)
+    indices = _tile(batch_indices(task, split, seeds).transpose(0, 1), len(lrs)).transpose(0, 1)
     for step in range(task.steps):
         x, y = gather_batch(task, split, indices[step])
-        loss = per_seed_loss(task, batched_forward(task, params, buffers, x), y, spec.loss)
+        x, y = (t.to(dtype) if t.is_floating_point() else t for t in (x, y))
+        out = batched_forward(task, params, buffers, x)
+        loss = member_loss(task, out, y, loss_fn, vectorized)
         losses.append(loss.detach())
-        if not torch.isfinite(loss).all():
-            return TrainResult(checkpoints, torch.stack(losses), diverged_at=step)
+        finite = torch.isfinite(loss.detach()).view(len(lrs), n_seeds).all(dim=1).tolist()
+        diverged = [d if d is not None or ok else step for d, ok in zip(diverged, finite, strict=True)]
+        if all(d is not None for d in diverged):
+            break
         opt.zero_grad(set_to_none=True)
+        # Members are independent: the gradient of the sum is each member's own, and a diverged
+        # member's non-finite values stay in its own slice.
         loss.sum().backward()
         opt.step()
         if sched is not None:
             sched.step()
         if step + 1 in save_at:
             checkpoints.append(_snapshot(params))
-    return TrainResult(checkpoints, torch.stack(losses), diverged_at=None)
+    return TrainResult(checkpoints, torch.stack(losses), diverged)
+
+
+def _tile(t: torch.Tensor, times: int) -> torch.Tensor:
+    """[S, ...] -> [times * S, ...]: the block of seeds once per learning rate."""
+    return t.detach().repeat(times, *([1] * (t.dim() - 1)))
 
 
 def _snapshot(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in params.items()}
 
 
-def _concat(parts: list[TrainResult]) -> TrainResult:
-    diverged = [p.diverged_at for p in parts if p.diverged_at is not None]
-    n_ckpt = min(len(p.checkpoints) for p in parts)
-    n_steps = min(len(p.train_loss) for p in parts)
+def _group_diverged(parts: list[TrainResult | None], n_seeds: int) -> bool:
+    """Whether any seed run so far at the learning rate of the next part has diverged."""
+    start = (len(parts) // n_seeds) * n_seeds
+    group = parts[start:]
+    return any(p is None or p.diverged_at[0] is not None for p in group)
+
+
+def _join(task: ProxyTask, parts: list[TrainResult | None], per_lr: int) -> TrainResult:
+    """One result from runs of consecutive members, `per_lr` runs per learning rate (None: a run
+    skipped because its rate had diverged; the loop runs one member each). It holds what one
+    batched run of all the members would: checkpoints and losses up to the step where the last
+    rate diverged (all of them if one never did), NaN where a run had stopped or was skipped."""
+    groups = [parts[i : i + per_lr] for i in range(0, len(parts), per_lr)]
+    diverged = [_first_divergence(group) for group in groups]
+    last = None if None in diverged else max(d for d in diverged if d is not None)
+    n_ckpt = task.checkpoints_until(last)
+    n_steps = task.steps if last is None else last + 1
+    template = next(p for p in parts if p is not None)
+    names = list(template.checkpoints[0])
     checkpoints = [
-        {
-            name: torch.cat([p.checkpoints[i][name] for p in parts])
-            for name in parts[0].checkpoints[0]
-        }
+        {name: torch.cat([_checkpoint(p, i, name, template) for p in parts]) for name in names}
         for i in range(n_ckpt)
     ]
-    train_loss = torch.cat([p.train_loss[:n_steps] for p in parts], dim=1)
-    return TrainResult(checkpoints, train_loss, min(diverged) if diverged else None)
+    train_loss = torch.cat([_loss_columns(p, n_steps) for p in parts], dim=1)
+    return TrainResult(checkpoints, train_loss, diverged)
+
+
+def _first_divergence(group: list[TrainResult | None]) -> int | None:
+    steps = [d for p in group if p is not None for d in p.diverged_at if d is not None]
+    return min(steps) if steps else None
+
+
+def _checkpoint(part: TrainResult | None, i: int, name: str, template: TrainResult) -> torch.Tensor:
+    if part is not None and i < len(part.checkpoints):
+        return part.checkpoints[i][name]
+    like = template.checkpoints[0][name]
+    members = 1 if part is None else like.shape[0]
+    return torch.full((members, *like.shape[1:]), float("nan"), dtype=like.dtype)
+
+
+def _loss_columns(part: TrainResult | None, n_steps: int) -> torch.Tensor:
+    members = 1 if part is None else part.train_loss.shape[1]
+    out = torch.full((n_steps, members), float("nan"))
+    if part is not None:
+        steps = min(n_steps, len(part.train_loss))
+        out[:steps] = part.train_loss[:steps]
+    return out
 
 
 _SKELETONS: dict[str, torch.nn.Module] = {}

@@ -35,7 +35,7 @@ def test_evaluate_tier0_json(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["status"] == "ok" and result["score"] is None and result["tasks"] == []
-    assert result["kind"] == "optimizer" and result["batch_safe"] is True
+    assert result["kind"] == "optimizer" and result["batching"] == "vmap_lr"
 
 
 @pytest.mark.parametrize(

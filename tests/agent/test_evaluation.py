@@ -42,7 +42,7 @@ def test_adamw_scores_exactly_one_against_itself(runner, small_config, baseline_
     assert ev.score == pytest.approx(1.0)
     assert {t.name for t in ev.tasks} >= {"mlp_digits", "logreg_cancer"}
     assert all(t.score == pytest.approx(1.0) for t in ev.tasks)
-    assert ev.batch_safe and ev.fingerprint
+    assert ev.batching == "vmap_lr" and ev.fingerprint
 
 
 def test_zero_update_is_rejected_at_tier0(runner, small_config, baseline_cache):
@@ -91,3 +91,48 @@ def test_timeout_is_a_status(runner, baseline_cache):
     config = EvaluationConfig(seeds={1: 1}, sweep=SweepConfig(points=1), sandbox=SandboxConfig(job_timeout_s=2.0))
     ev = evaluate(slow, "optimizer", 1, runner, config, baseline_cache)
     assert ev.status == "timeout" and ev.score is None
+
+
+def test_a_hung_tier0_job_costs_seconds_not_minutes(runner, baseline_cache):
+    from optforge.agent.config import EvaluationConfig, SandboxConfig
+
+    hung = ZERO_UPDATE.replace("    return {}", "    while True:\n        pass")
+    config = EvaluationConfig(sandbox=SandboxConfig(tier0_timeout_s=2.0))
+    ev = evaluate(hung, "optimizer", 1, runner, config, baseline_cache)
+    assert ev.status == "timeout" and ev.tier == 1
+    assert ev.seconds < 15  # the flat limit it replaces was 600 s
+
+
+# Behaves on tier 0's probe tensors (none has 64 rows) and hangs on mlp_digits' 64x64 weight.
+HANGS_ON_64_ROWS = """
+import torch
+HPARAMS = {"lr": 0.001}
+def init(param):
+    return {}
+def update(grad, param, state, step, hp):
+    while param.shape[0] == 64:
+        pass
+    return -hp["lr"] * grad, state
+"""
+
+
+def test_a_training_job_is_limited_by_what_the_reference_paid(runner, small_config, baseline_cache):
+    """Derived limits: a multiple of the reference's cost for the same members, with a floor."""
+    sandbox = small_config.sandbox.model_copy(update={"timeout_multiple": 3.0, "min_job_timeout_s": 4.0})
+    config = small_config.model_copy(update={"sandbox": sandbox})
+    ev = evaluate(HANGS_ON_64_ROWS, "optimizer", 1, runner, config, baseline_cache)
+    hung = {t.name: t.status for t in ev.tasks}
+    assert hung["mlp_digits"] == "timeout" and hung["logreg_cancer"] == "ok"
+    assert ev.status == "timeout"
+    assert ev.seconds < 120
+
+
+def test_an_evaluation_records_how_it_batched(runner, small_config, baseline_cache):
+    adamw = evaluate(baseline_source("optimizer", "adamw"), "optimizer", 1, runner, small_config, baseline_cache)
+    assert (adamw.batching, adamw.batching_note) == ("vmap_lr", None)
+    control_flow = ZERO_UPDATE.replace(
+        "    return torch.zeros_like(param), state",
+        "    if grad.abs().max() > 1e6:\n        grad = grad * 0\n    return -hp['lr'] * grad, state")
+    looped = evaluate(control_flow, "optimizer", 0, runner, small_config, baseline_cache)
+    assert looped.status == "ok", looped.error
+    assert looped.batching == "loop" and "data-dependent control flow" in looped.batching_note

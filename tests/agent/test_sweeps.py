@@ -1,18 +1,23 @@
 """Learning-rate sweeps extend past an edge that holds the best result, the same way for everyone."""
 
-from optforge.agent.config import SweepConfig
+import numpy as np
+
+from optforge.agent.config import SandboxConfig, SweepConfig
+from optforge.agent.limits import JobTimeouts
 from optforge.agent.sweeps import SweepSpec, run_sweeps
-from optforge.sandbox import Limits
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.proxy import get_task
+
+# One flat limit: these tests are about the sweep, not about timeouts.
+LIMITS = JobTimeouts(SandboxConfig(job_timeout_s=600.0), {})
 
 
 def test_a_too_small_default_lr_is_followed_upwards(runner):
     sgd = baseline_source("optimizer", "sgd").replace('"lr": 1e-2', '"lr": 1e-5')
     assert '"lr": 1e-5' in sgd
     sweep = SweepConfig(points=3, factor=4.0, max_extensions=2)
-    spec = SweepSpec(get_task("logreg_cancer"), "optimizer", sgd, "optimizer", 1e-5, [0, 1], True)
-    (outcome,) = run_sweeps([spec], sweep, runner, Limits())
+    spec = SweepSpec(get_task("logreg_cancer"), "optimizer", sgd, "optimizer", 1e-5, [0, 1], "vmap_lr")
+    (outcome,) = run_sweeps([spec], sweep, runner, LIMITS)
     grid = sweep.learning_rates(1e-5)
     assert len(outcome.lrs) == 5  # 3 grid points + 2 extensions upwards, none downwards
     assert outcome.lrs[:3] == grid and outcome.lrs[-1] > grid[-1]
@@ -23,8 +28,8 @@ def test_a_too_small_default_lr_is_followed_upwards(runner):
 def test_an_interior_best_is_not_extended(runner):
     adamw = baseline_source("optimizer", "adamw")
     sweep = SweepConfig(points=5, factor=4.0, max_extensions=3)
-    spec = SweepSpec(get_task("mlp_digits"), "optimizer", adamw, "optimizer", 1e-3, [0], True)
-    (outcome,) = run_sweeps([spec], sweep, runner, Limits())
+    spec = SweepSpec(get_task("mlp_digits"), "optimizer", adamw, "optimizer", 1e-3, [0], "vmap_lr")
+    (outcome,) = run_sweeps([spec], sweep, runner, LIMITS)
     assert outcome.lrs == sweep.learning_rates(1e-3)
     assert 0 < outcome.best() < 4
 
@@ -45,11 +50,11 @@ def update(grad, param, state, step, hp):
 
 def test_a_run_that_diverges_midway_is_diverged_not_an_invalid_result(runner):
     """A diverged run returns only the checkpoints saved before its divergence; the trusted check
-    must take that for what it is (status diverged), batched or seed by seed."""
+    must take that for what it is (status diverged), however the members are batched."""
     sweep = SweepConfig(points=3, factor=10.0, max_extensions=0)
-    specs = [SweepSpec(get_task("mlp_digits"), "optimizer", RUNAWAY, "optimizer", 1e-4, [0, 1], batched)
-             for batched in (True, False)]
-    for outcome in run_sweeps(specs, sweep, runner, Limits()):
+    specs = [SweepSpec(get_task("mlp_digits"), "optimizer", RUNAWAY, "optimizer", 1e-4, [0, 1], batching)
+             for batching in ("vmap_lr", "vmap", "loop")]
+    for outcome in run_sweeps(specs, sweep, runner, LIMITS):
         assert outcome.lrs == [1e-5, 1e-4, 1e-3]
         assert outcome.statuses[0] == ("ok", None)
         status, error = outcome.statuses[2]
@@ -57,3 +62,54 @@ def test_a_run_that_diverges_midway_is_diverged_not_an_invalid_result(runner):
         step = int(error.split("at step ")[1].split()[0])
         assert 30 < step < 300  # mid-run: the first checkpoint after the initial one was saved
         assert set(outcome.curves) <= {0, 1} and 0 in outcome.curves
+
+
+class CountingRunner:
+    """The real runner, counting the jobs and the learning rates each one trains."""
+
+    def __init__(self, runner):
+        self.runner, self.jobs = runner, []
+
+    def run_many(self, jobs):
+        self.jobs += [(j.payload["batching"], tuple(j.payload["lrs"])) for j in jobs]
+        return self.runner.run_many(jobs)
+
+
+def test_batched_rates_make_the_grid_one_job_with_the_same_outcome(runner):
+    adamw = baseline_source("optimizer", "adamw")
+    sweep = SweepConfig(points=5, factor=4.0, max_extensions=0)
+    outcomes = {}
+    for batching in ("vmap_lr", "vmap", "loop"):
+        counting = CountingRunner(runner)
+        spec = SweepSpec(get_task("logreg_cancer"), "optimizer", adamw, "optimizer", 1e-3, [0, 1], batching)
+        (outcomes[batching],) = run_sweeps([spec], sweep, counting, LIMITS)
+        assert len(counting.jobs) == (1 if batching == "vmap_lr" else 5)
+        assert outcomes[batching].batching == batching and outcomes[batching].batching_note is None
+        assert outcomes[batching].members == 10
+    for batching in ("vmap", "loop"):
+        for i, curve in outcomes["vmap_lr"].curves.items():
+            np.testing.assert_allclose(outcomes[batching].curves[i], curve, rtol=1e-6)
+
+
+# Reads one member's gradient as a Python number: vmap cannot run it, one seed at a time can.
+ITEM = """import torch
+HPARAMS = {"lr": 1e-2}
+def init(param):
+    return {}
+def update(grad, param, state, step, hp):
+    scale = 1.0 / max(1.0, float(grad.abs().max().item()))
+    return -hp["lr"] * scale * grad, state
+"""
+
+
+def test_a_job_vmap_cannot_run_is_retried_less_batched_and_says_why(runner):
+    sweep = SweepConfig(points=3, factor=4.0, max_extensions=0)
+    counting = CountingRunner(runner)
+    spec = SweepSpec(get_task("logreg_cancer"), "optimizer", ITEM, "optimizer", 1e-2, [0, 1], "vmap_lr")
+    (outcome,) = run_sweeps([spec], sweep, counting, LIMITS)
+    assert all(status == "ok" for status, _ in outcome.statuses), outcome.statuses
+    assert outcome.batching == "loop"
+    assert outcome.batching_note.startswith("vmap_lr: ") and ".item()" in outcome.batching_note
+    # the whole grid in one job, then a job per rate under vmap, then per rate one seed at a time
+    assert [b for b, _ in counting.jobs] == ["vmap_lr"] + ["vmap"] * 3 + ["loop"] * 3
+    assert outcome.members == 6  # only the runs that produced results count as paid-for work

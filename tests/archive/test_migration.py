@@ -32,8 +32,9 @@ def test_a_version_1_archive_is_migrated_on_open_and_keeps_its_records(tmp_path:
         assert candidate.name == "sgd_v1"
         assert (evaluation.score, evaluation.score_ci, evaluation.code_commit) == (0.8, (0.7, 0.9), "a0b8730")
         assert evaluation.environment == {}  # it predates the column: no claim about where it ran
+        assert evaluation.batching is None  # nor about batching modes, which did not exist then
         assert store.config()["note"] == "schema v1 fixture"
-    assert _schema_rows(path) == [("optforge-archive", 1), ("optforge-archive", SCHEMA_VERSION)]
+    assert _schema_rows(path) == [("optforge-archive", v) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 def test_a_migrated_archive_records_environments_and_is_migrated_only_once(tmp_path: Path) -> None:
@@ -41,7 +42,10 @@ def test_a_migrated_archive_records_environments_and_is_migrated_only_once(tmp_p
     with ArchiveStore.open(path) as store:
         (candidate,) = store.candidates()
         env = {"sandbox": "docker", "image": "optforge-sandbox:abc", "image_id": "sha256:00ff"}
-        store.add_evaluation(EvaluationRecord(candidate.id, 2, "ok", score=0.9, environment=env))
+        store.add_evaluation(EvaluationRecord(candidate.id, 2, "ok", score=0.9, environment=env,
+                                              batching="vmap", batching_note="vmap_lr: update raised ..."))
     with ArchiveStore.open(path) as store:
         assert [e.environment for e in store.evaluations()] == [{}, env]
-    assert len(_schema_rows(path)) == 2  # the second open found nothing to migrate
+        assert [(e.batching, e.batching_note) for e in store.evaluations()] == [
+            (None, None), ("vmap", "vmap_lr: update raised ...")]
+    assert len(_schema_rows(path)) == SCHEMA_VERSION  # the second open found nothing to migrate

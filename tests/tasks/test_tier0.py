@@ -20,7 +20,7 @@ def test_every_baseline_passes_tier0(kind):
     for name in baseline_names(kind):
         report = run_tier0(load_baseline(kind, name))
         assert report.passed, (name, report.error)
-        assert report.batch_safe
+        assert (report.batching, report.batching_note) == ("vmap_lr", None)
         assert len(report.fingerprint) == 16
 
 
@@ -55,11 +55,36 @@ def test_exception_in_init_is_reported_with_its_message():
     assert report.error == "runs: RuntimeError: no state for you"
 
 
-def test_norm_based_update_is_not_batch_safe_but_passes():
-    source = "import torch\n" + _optimizer('    return -hp["lr"] * grad / (grad.norm() + 1e-8), state')
+@pytest.mark.parametrize(
+    ("body", "batching", "note"),
+    [
+        # Reductions over the whole tensor are per member under vmap: fully batched.
+        ('    return -hp["lr"] * grad / (grad.norm() + 1e-8), state', "vmap_lr", None),
+        # The rate turned into a Python number: seeds batch, learning rates run one per job.
+        ('    return -math.sqrt(hp["lr"]) * 0.1 * grad, state', "vmap", "vmap_lr: optimizer candidate"),
+        # Reads the rate's type: batched rates would silently change what it computes.
+        ('    return -(hp["lr"] if isinstance(hp["lr"], float) else 0.5) * grad, state', "vmap",
+         "vmap_lr: batched learning rates differ from separate runs"),
+        # Python control flow on tensor values: only one member at a time can run it.
+        ('    if grad.abs().max() > 0.5:\n        grad = grad / 2\n    return -hp["lr"] * grad, state', "loop",
+         "vmap: optimizer candidate"),
+    ],
+)
+def test_tier0_picks_the_most_batched_mode_that_runs_and_says_why_not_more(body, batching, note):
+    source = "import math\nimport torch\n" + _optimizer(body)
     report = run_tier0(load_candidate(source, "optimizer"))
     assert report.passed, report.error
-    assert not report.batch_safe
+    assert report.batching == batching
+    assert (report.batching_note is None) if note is None else report.batching_note.startswith(note)
+    assert any(c["name"] == "batching" and c["detail"].startswith(batching) for c in report.checks)
+
+
+def test_a_loss_vmap_cannot_run_is_trained_one_member_at_a_time():
+    source = ("import torch\nimport torch.nn.functional as F\ndef loss(logits, targets):\n"
+              "    ce = F.cross_entropy(logits, targets)\n    return ce * 2 if ce.item() > 10 else ce\n")
+    report = run_tier0(load_candidate(source, "loss"))
+    assert report.passed, report.error
+    assert report.batching == "loop" and ".item()" in report.batching_note
 
 
 def test_fingerprint_identifies_rewritten_but_equivalent_code():

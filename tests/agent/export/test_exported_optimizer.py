@@ -69,7 +69,7 @@ def test_exported_optimizer_follows_the_scored_adapter_bit_for_bit(
 
 def test_exported_file_holds_the_adapter_source_verbatim(exported: dict[str, ModuleType]) -> None:
     module = exported["adamw"]
-    for name in ("CandidateOptimizer", "_first_line", "_require_kind", "CandidateRuntimeError"):
+    for name in ("CandidateOptimizer", "first_line", "_require_kind", "CandidateRuntimeError"):
         assert inspect.getsource(getattr(module, name)) == inspect.getsource(
             getattr(adapters, name)
         )

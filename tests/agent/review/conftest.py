@@ -102,7 +102,7 @@ def evaluation(tier: int, scores: dict[str, float | None], error: str | None = N
 
 def tier0(status: str = "ok", error: str | None = None) -> Evaluation:
     return Evaluation(
-        "optimizer", 0, status, error=error, fingerprint="f" * 16, batch_safe=True, state_tensors=0
+        "optimizer", 0, status, error=error, fingerprint="f" * 16, batching="vmap_lr", state_tensors=0
     )
 
 
