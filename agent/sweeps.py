@@ -12,7 +12,7 @@ import numpy as np
 
 from optforge.sandbox import Job, Limits, Runner, RunResult
 from optforge.tasks.data import DATASETS
-from optforge.tasks.jobs import InvalidResult, checked_train_result
+from optforge.tasks.jobs import MAX_NOTE_CHARS, InvalidResult, checked_train_result
 from optforge.tasks.proxy import ProxyTask
 from optforge.tasks.scoring import heldout_curves, heldout_metric_name
 from optforge.tasks.vectorized import BATCHINGS, less_batched
@@ -101,7 +101,7 @@ def run_sweeps(specs: list[SweepSpec], sweep: SweepConfig, runner: Runner, limit
             if result.status == "error" and batching != "loop":
                 # vmap could not run the candidate's code here: fall back, keep the first reason.
                 state.batching = less_batched(state.batching, BATCHINGS[BATCHINGS.index(batching) + 1])
-                state.note = state.note or f"{batching}: {result.error}"
+                state.note = state.note or f"{batching}: {result.error}"[:MAX_NOTE_CHARS]
                 retry += [(i, part) for part in _job_rates(list(lrs), state.batching)]
                 continue
             state.members += len(lrs) * len(specs[i].seeds)

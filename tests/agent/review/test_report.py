@@ -89,6 +89,10 @@ def test_the_top_table_has_code_and_a_diff_against_the_parent(page, built):
     )
     assert f"<summary>idea</summary><p>{LLM_IDEA}</p>" in table  # the LLM's own words
     assert "<summary>change</summary><p>swap 1 -&gt; 2 in update</p>" in table  # the mutation
+    # How the highest tier batched, and why not more (here: vmap could not run the mutant's code)
+    assert '<p class="note">batching, tier 1: loop (one seed at a time; vmap: optimizer candidate' in table
+    # (the other fixtures' tier-1 records predate batching modes: their tier 0's plan is shown)
+    assert '<p class="note">batching, tier 0: vmap_lr (all seeds and learning rates in one run)</p>' in table
 
 
 def test_the_lineage_of_the_best_reaches_its_seeds(page, built):

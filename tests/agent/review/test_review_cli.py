@@ -20,7 +20,7 @@ from optforge.agent.cli import main
 from optforge.agent.review import diff_pair, opened, read_view, unified_diff
 from optforge.agent.review_display import print_diff, print_show
 
-from .conftest import LLM_IDEA, XSS_NAME, Built, sha256
+from .conftest import LLM_IDEA, LOOP_NOTE, XSS_NAME, Built, sha256
 
 RANKED = ["cross", "llm_idea", "mutant", "adamw", "crisscross", "xss", "lion", "sgd"]
 UNSCORED = ["broken", "diverger", "pending"]  # in the order stored
@@ -117,6 +117,15 @@ def test_show_prints_statuses_and_only_the_first_error_line(built, capsys):
     code, out, _ = run(capsys, "show", built.directory, built.ids["broken"])
     assert "tier 0: failed_tier0" in out and "finite: update returned NaN or inf" in out
     assert "change:    swap * -> / in update" in out
+
+
+def test_show_says_how_each_tier_batched_and_why_not_more(built, capsys):
+    code, out, _ = run(capsys, "show", built.directory, built.ids["mutant"][:10])
+    assert code == 0
+    assert "tier 0: ok, 0.0s; batching: vmap_lr (all seeds and learning rates in one run)" in out
+    assert "tier 1: ok, score 1.050" in out and f"batching: loop (one seed at a time; {LOOP_NOTE})" in out
+    data = run_json(capsys, "show", built.directory, built.ids["mutant"][:10])
+    assert [(e["batching"], e["batching_note"]) for e in data["evaluations"]] == [("vmap_lr", None), ("loop", LOOP_NOTE)]
 
 
 def test_show_says_when_an_llm_candidate_stated_no_idea(built, capsys):
