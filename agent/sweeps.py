@@ -75,10 +75,12 @@ Run = tuple[str, str | None, np.ndarray | None]  # (status, first error line, he
 
 @dataclass
 class _Progress:
-    """What one sweep has so far: runs by learning rate, cost, and its (possibly fallen-back) mode."""
+    """What one sweep has so far: the runs the procedure has taken (by learning rate), runs computed
+    ahead of the rule that may ask for them, cost, and its (possibly fallen-back) batching mode."""
 
     batching: str
     runs: dict[float, Run] = field(default_factory=dict)
+    ahead: dict[float, Run] = field(default_factory=dict)
     seconds: float = 0.0
     members: int = 0
     note: str | None = None
@@ -88,7 +90,11 @@ def run_sweeps(specs: list[SweepSpec], sweep: SweepConfig, runner: Runner, limit
     """Run every sweep on the pool at once: the whole grid as one job where the candidate batches
     learning rates ("vmap_lr"), else a job per rate. A job that fails in a vmap mode is rerun in the
     next, less batched one (sticky for that sweep). Then, round by round, add the next learning rate
-    beyond any edge that holds the best result (up to `sweep.max_extensions` per side)."""
+    beyond any edge that holds the best result (up to `sweep.max_extensions` per side).
+
+    Where rates batch, an extension job trains every remaining point on that side at once and the
+    rule then takes them one at a time as it asks for them: the outcome is exactly the sequential
+    procedure's (a member's result does not depend on what is batched beside it), in fewer rounds."""
     progress = [_Progress(spec.batching) for spec in specs]
     pending = [(i, lrs) for i, spec in enumerate(specs)
                for lrs in _job_rates(sweep.learning_rates(spec.center), spec.batching)]
@@ -105,10 +111,39 @@ def run_sweeps(specs: list[SweepSpec], sweep: SweepConfig, runner: Runner, limit
                 retry += [(i, part) for part in _job_rates(list(lrs), state.batching)]
                 continue
             state.members += len(lrs) * len(specs[i].seeds)
-            state.runs.update(_score_job(specs[i], lrs, result))
-        pending = retry or [(i, (lr,)) for i, spec in enumerate(specs)
-                            for lr in _extensions(spec, progress[i].runs, sweep)]
+            state.ahead.update(_score_job(specs[i], lrs, result))
+        if retry:
+            pending = retry
+            continue
+        pending = [(i, lrs) for i, spec in enumerate(specs) if (lrs := _next_rates(spec, progress[i], sweep))]
     return [_outcome(spec, state) for spec, state in zip(specs, progress, strict=True)]
+
+
+def _next_rates(spec: SweepSpec, state: _Progress, sweep: SweepConfig) -> tuple[float, ...]:
+    """Take the grid's runs, then extensions already computed as the rule asks for them; return the
+    learning rates of the next job (empty when the sweep is done)."""
+    for lr in sweep.learning_rates(spec.center):
+        if lr in state.ahead:
+            state.runs[lr] = state.ahead.pop(lr)
+    while (wanted := _extensions(spec, state.runs, sweep)) and wanted[0] in state.ahead:
+        state.runs[wanted[0]] = state.ahead.pop(wanted[0])
+    if not wanted:
+        return ()
+    return tuple(_side_chain(spec, state.runs, sweep, wanted[0])) if state.batching == "vmap_lr" else tuple(wanted)
+
+
+def _side_chain(spec: SweepSpec, run: dict[float, Run], sweep: SweepConfig, first: float) -> list[float]:
+    """`first` and every further point beyond the same edge that the extension rule could still ask
+    for, computed exactly as it would (each the last times or over the factor)."""
+    grid = sweep.learning_rates(spec.center)
+    chain = [first]
+    if first > max(run):
+        while chain[-1] < grid[-1] * sweep.factor ** (sweep.max_extensions - 0.5):
+            chain.append(chain[-1] * sweep.factor)
+    else:
+        while chain[-1] > grid[0] / sweep.factor ** (sweep.max_extensions - 0.5):
+            chain.append(chain[-1] / sweep.factor)
+    return chain
 
 
 def _job_rates(lrs: list[float], batching: str) -> list[tuple[float, ...]]:

@@ -16,13 +16,42 @@ def test_a_too_small_default_lr_is_followed_upwards(runner):
     sgd = baseline_source("optimizer", "sgd").replace('"lr": 1e-2', '"lr": 1e-5')
     assert '"lr": 1e-5' in sgd
     sweep = SweepConfig(points=3, factor=4.0, max_extensions=2)
-    spec = SweepSpec(get_task("logreg_cancer"), "optimizer", sgd, "optimizer", 1e-5, [0, 1], "vmap_lr")
-    (outcome,) = run_sweeps([spec], sweep, runner, LIMITS)
     grid = sweep.learning_rates(1e-5)
-    assert len(outcome.lrs) == 5  # 3 grid points + 2 extensions upwards, none downwards
-    assert outcome.lrs[:3] == grid and outcome.lrs[-1] > grid[-1]
-    assert outcome.best() == 4 and all(s == "ok" for s, _ in outcome.statuses)
-    assert outcome.seconds > 0
+    outcomes, jobs = {}, {}
+    for batching in ("vmap_lr", "vmap"):
+        counting = CountingRunner(runner)
+        spec = SweepSpec(get_task("logreg_cancer"), "optimizer", sgd, "optimizer", 1e-5, [0, 1], batching)
+        (outcome,) = run_sweeps([spec], sweep, counting, LIMITS)
+        assert len(outcome.lrs) == 5  # 3 grid points + 2 extensions upwards, none downwards
+        assert outcome.lrs[:3] == grid and outcome.lrs[-1] > grid[-1]
+        assert outcome.best() == 4 and all(s == "ok" for s, _ in outcome.statuses)
+        assert outcome.seconds > 0
+        outcomes[batching], jobs[batching] = outcome, [len(lrs) for _, lrs in counting.jobs]
+    # Batched rates: the grid, then both extensions in one job; one rate a job: 3 + 1 + 1 jobs.
+    assert jobs == {"vmap_lr": [3, 2], "vmap": [1, 1, 1, 1, 1]}
+    assert outcomes["vmap_lr"].lrs == outcomes["vmap"].lrs
+
+
+def test_extensions_computed_ahead_are_taken_only_as_the_rule_asks(runner):
+    """Where rates batch, an extension job trains every point the rule could still reach on that
+    side; a point the sequential rule would not have asked for is not part of the outcome."""
+    adamw = baseline_source("optimizer", "adamw")
+    sweep = SweepConfig(points=3, factor=4.0, max_extensions=3)
+    outcomes, jobs = {}, {}
+    for batching in ("vmap_lr", "vmap"):
+        counting = CountingRunner(runner)
+        # AdamW's best on this task is 0.064, one step past the grid 1e-3..1.6e-2: the rule takes
+        # 0.064, then 0.256 (worse) and stops; the batched chain also trained 1.024.
+        spec = SweepSpec(get_task("logreg_cancer"), "optimizer", adamw, "optimizer", 4e-3, [0, 1], batching)
+        (outcomes[batching],) = run_sweeps([spec], sweep, counting, LIMITS)
+        jobs[batching] = [len(lrs) for _, lrs in counting.jobs]
+    batched, sequential = outcomes["vmap_lr"], outcomes["vmap"]
+    assert jobs == {"vmap_lr": [3, 3], "vmap": [1, 1, 1, 1, 1]}
+    assert batched.lrs == sequential.lrs and len(batched.lrs) == 5
+    assert batched.best() == sequential.best() == 3
+    for i, curve in sequential.curves.items():
+        np.testing.assert_allclose(batched.curves[i], curve, rtol=1e-6)
+    assert (batched.members, sequential.members) == (12, 10)  # what each paid for: 2 seeds a rate
 
 
 def test_an_interior_best_is_not_extended(runner):
