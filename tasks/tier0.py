@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils._pytree import tree_leaves
 
 from .adapters import CandidateLoss, CandidateOptimizer, candidate_scheduler
 from .baselines import load_baseline
@@ -61,9 +62,11 @@ def _fixed(shape: tuple[int, ...], salt: int) -> torch.Tensor:
 
 
 def _probe_update(
-    candidate: Candidate, param: torch.Tensor, grads: list[torch.Tensor], lr: float | None = None
+    candidate: Candidate, param: torch.Tensor, grads: list[torch.Tensor], lr: float | None = None,
+    final_states: list | None = None,
 ) -> list[torch.Tensor]:
-    """Deltas of PROBE_STEPS updates from a fresh state (the param moves by each delta)."""
+    """Deltas of PROBE_STEPS updates from a fresh state (the param moves by each delta); the last
+    state is appended to `final_states` when given."""
     update, hp = candidate.fn("update"), candidate.hparams
     if lr is not None:
         hp["lr"] = lr
@@ -80,6 +83,8 @@ def _probe_update(
             )
         deltas.append(delta.detach().clone())
         param = param + delta
+    if final_states is not None:
+        final_states.append(state)
     return deltas
 
 
@@ -128,24 +133,30 @@ def _record_batching(report: Tier0Report, batching: str, note: str | None) -> No
 
 def _optimizer_batching(candidate: Candidate, runs: list) -> tuple[str, str | None]:
     """The most batched mode whose results equal one member at a time on the probe tensors, and
-    why the next more batched one was not taken (its first error line)."""
+    why the next more batched one was not taken (its first error line, or how results differed)."""
     try:
-        if not _members_match(candidate, runs, lrs=None):
-            return "loop", "vmap: vmapped updates differ from one seed at a time"
+        differs = _members_differ(candidate, runs, lrs=None)
     except Exception as exc:
         return "loop", fallback_note("vmap", exc)
+    if differs:
+        return "loop", f"vmap: vmapped updates {differs} one seed at a time"
     lr = float(candidate.hparams["lr"])
     try:
-        if not _members_match(candidate, runs, lrs=(lr, lr * LR_PROBE_FACTOR)):
-            return "vmap", "vmap_lr: batched learning rates differ from separate runs"
+        differs = _members_differ(candidate, runs, lrs=(lr, lr * LR_PROBE_FACTOR))
     except Exception as exc:
         return "vmap", fallback_note("vmap_lr", exc)
+    if differs:
+        return "vmap", f"vmap_lr: batched learning rates {differs} separate runs"
     return "vmap_lr", None
 
 
-def _members_match(candidate: Candidate, runs: list, lrs: tuple[float, ...] | None) -> bool:
-    """Do PROBE_STEPS updates of stacked members (SEED_STACK seeds, at each of `lrs` as per-member
-    rates, or at the default rate) equal each member's updates on its own?"""
+def _members_differ(candidate: Candidate, runs: list, lrs: tuple[float, ...] | None) -> str | None:
+    """How PROBE_STEPS updates of stacked members (SEED_STACK seeds, at each of `lrs` as per-member
+    rates, or at the default rate) differ from each member's updates on its own, or None.
+
+    Dtypes must match too: under vmap a per-member rate is a float64 tensor, and a few ops (clamp
+    with the rate as a bound) then compute in float64 where the real optimizer computes in float32:
+    close, but not the same run, and chaotic candidates amplify the difference."""
     rates = lrs or (None,)
     for param, grads, _ in runs:
         seeds = [param * (1 + s) for s in range(SEED_STACK)]
@@ -156,18 +167,31 @@ def _members_match(candidate: Candidate, runs: list, lrs: tuple[float, ...] | No
             else float(candidate.hparams["lr"])
         )
         opt = MemberOptimizer([stacked], candidate, member_lrs, vectorized=True)
-        trajectory = []
-        for step_grads in seed_grads:
-            stacked.grad = torch.stack(step_grads * len(rates))
-            opt.step()
-            trajectory.append(stacked.clone())
+        state, trajectory, batched_dtypes = opt._initial_state(stacked), [], set()
+        for step, step_grads in enumerate(seed_grads, start=1):
+            grad = torch.stack(step_grads * len(rates))
+            delta, state = opt._apply(grad, stacked, state, step, opt._hparams(opt.param_groups[0]))
+            batched_dtypes |= _dtypes(delta, state)
+            stacked = stacked.clone().add_(delta)  # as the optimizer applies it: in the param dtype
+            trajectory.append(stacked)
+        alone_dtypes: set[torch.dtype] = set()
         for m in range(len(rates) * SEED_STACK):
             rate, s = rates[m // SEED_STACK], m % SEED_STACK
-            alone = _probe_update(candidate, seeds[s], [g[s] for g in seed_grads], rate)
+            final: list = []
+            alone = _probe_update(candidate, seeds[s], [g[s] for g in seed_grads], rate, final)
+            alone_dtypes |= set().union(*(_dtypes(d, final[0]) for d in alone))
             positions = list(itertools.accumulate(alone, initial=seeds[s]))[1:]
             if not _same([t[m] for t in trajectory], positions, tol=1e-5):
-                return False
-    return True
+                return "differ from"
+        if batched_dtypes != alone_dtypes:
+            names = ", ".join(sorted(str(d).removeprefix("torch.") for d in batched_dtypes - alone_dtypes))
+            return f"compute in {names or 'other dtypes'} unlike"
+    return None
+
+
+def _dtypes(delta: torch.Tensor, state: dict) -> set[torch.dtype]:
+    leaves = [delta, *tree_leaves(state)]
+    return {t.dtype for t in leaves if isinstance(t, torch.Tensor)}
 
 
 def _rosenbrock(x: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,10 @@ def test_exception_in_init_is_reported_with_its_message():
         # Reads the rate's type: batched rates would silently change what it computes.
         ('    return -(hp["lr"] if isinstance(hp["lr"], float) else 0.5) * grad, state', "vmap",
          "vmap_lr: batched learning rates differ from separate runs"),
+        # The rate as a clamp bound: under vmap a float64 per-member rate makes clamp compute in
+        # float64 where the real optimizer computes in float32, so rates run one per job.
+        ('    return torch.clamp(-grad, -hp["lr"], hp["lr"]), state', "vmap",
+         "vmap_lr: batched learning rates compute in float64 unlike separate runs"),
         # Python control flow on tensor values: only one member at a time can run it.
         ('    if grad.abs().max() > 0.5:\n        grad = grad / 2\n    return -hp["lr"] * grad, state', "loop",
          "vmap: optimizer candidate"),
