@@ -103,7 +103,9 @@ def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) 
         batching_note=report.batching_note, state_tensors=report.state_tensors,
         seconds=time.perf_counter() - started,
     )
-    return screened if report.passed else replace(screened, status="failed_tier0", error=report.error)
+    if not report.passed:  # a batching mode means nothing for a candidate that goes no further
+        return replace(screened, status="failed_tier0", error=report.error, batching=None, batching_note=None)
+    return screened
 
 
 def evaluate_tasks(

@@ -49,6 +49,7 @@ def test_zero_update_is_rejected_at_tier0(runner, small_config, baseline_cache):
     ev = evaluate(ZERO_UPDATE, "optimizer", 1, runner, small_config, baseline_cache)
     assert ev.status == "failed_tier0"
     assert ev.score is None and "improves_rosenbrock" in ev.error
+    assert ev.batching is None  # no mode is recorded for a candidate that trains no further
 
 
 def test_nan_in_training_is_a_status_never_a_number(runner, small_config, baseline_cache):
