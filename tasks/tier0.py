@@ -19,7 +19,7 @@ from torch.utils._pytree import tree_leaves
 from .adapters import CandidateLoss, CandidateOptimizer, candidate_scheduler
 from .baselines import load_baseline
 from .contracts import Candidate
-from .vectorized import MemberOptimizer, fallback_note, member_losses
+from .vectorized import MemberOptimizer, fallback_note, member_losses, member_rates
 
 SHAPES = [(7,), (3, 5), (2, 3, 4)]
 PROBE_STEPS = 3
@@ -157,16 +157,12 @@ def _members_differ(candidate: Candidate, runs: list, lrs: tuple[float, ...] | N
     Dtypes must match too: under vmap a per-member rate is a float64 tensor, and a few ops (clamp
     with the rate as a bound) then compute in float64 where the real optimizer computes in float32:
     close, but not the same run, and chaotic candidates amplify the difference."""
-    rates = lrs or (None,)
+    rates = lrs or (float(candidate.hparams["lr"]),)
     for param, grads, _ in runs:
         seeds = [param * (1 + s) for s in range(SEED_STACK)]
         seed_grads = [[g * (1 - 0.3 * s) for s in range(SEED_STACK)] for g in grads]
         stacked = torch.stack(seeds * len(rates))
-        member_lrs = (
-            torch.tensor(rates, dtype=torch.float64).repeat_interleave(SEED_STACK) if lrs
-            else float(candidate.hparams["lr"])
-        )
-        opt = MemberOptimizer([stacked], candidate, member_lrs, vectorized=True)
+        opt = MemberOptimizer([stacked], candidate, member_rates(rates, SEED_STACK), vectorized=True)
         state, trajectory, batched_dtypes = opt._initial_state(stacked), [], set()
         for step, step_grads in enumerate(seed_grads, start=1):
             grad = torch.stack(step_grads * len(rates))

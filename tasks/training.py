@@ -23,7 +23,7 @@ from .adapters import CandidateLoss, candidate_scheduler
 from .contracts import Candidate
 from .data import Split
 from .proxy import ProxyTask
-from .vectorized import BATCHINGS, MemberOptimizer, member_losses
+from .vectorized import BATCHINGS, MemberOptimizer, member_losses, member_rates
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,7 @@ def _train_members(
     params, buffers = init_weights(task, seeds)
     params = {n: _tile(p, len(lrs)).to(dtype).requires_grad_(True) for n, p in params.items()}
     buffers = {n: _tile(b, len(lrs)) for n, b in buffers.items()}
-    member_lrs = (
-        torch.tensor(lrs, dtype=torch.float64).repeat_interleave(n_seeds) if len(lrs) > 1 else lrs[0]
-    )
-    opt = MemberOptimizer(list(params.values()), spec.optimizer, member_lrs, vectorized)
+    opt = MemberOptimizer(list(params.values()), spec.optimizer, member_rates(lrs, n_seeds), vectorized)
     sched = candidate_scheduler(opt, spec.schedule, task.steps) if spec.schedule else None
     loss_fn = CandidateLoss(spec.loss) if spec.loss else None
     save_at = set(task.checkpoint_steps())

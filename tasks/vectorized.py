@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.func import vmap
 from torch.optim.optimizer import ParamsT
@@ -42,6 +43,14 @@ def fallback_note(mode: str, exc: BaseException) -> str:
     (the adapter's message already names the call), else the exception's first line."""
     text = str(exc).strip().splitlines()[0] if isinstance(exc, CandidateRuntimeError) else first_line(exc)
     return f"{mode}: {text}"
+
+
+def member_rates(lrs: tuple[float, ...], n_seeds: int) -> float | Tensor:
+    """What MemberOptimizer takes for learning-rate-major members: the one rate as a float, or each
+    member's rate as a float64 tensor (every rate repeated for its block of seeds)."""
+    if len(lrs) == 1:
+        return lrs[0]
+    return torch.tensor(lrs, dtype=torch.float64).repeat_interleave(n_seeds)
 
 
 class MemberOptimizer(CandidateOptimizer):
@@ -141,4 +150,7 @@ def _only_member(t: Tensor) -> Tensor:
     return t[0]
 
 
-__all__ = ["BATCHINGS", "MemberOptimizer", "fallback_note", "less_batched", "member_losses", "split_state"]
+__all__ = [
+    "BATCHINGS", "MemberOptimizer", "fallback_note", "less_batched", "member_losses", "member_rates",
+    "split_state",
+]
