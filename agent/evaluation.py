@@ -124,7 +124,8 @@ def evaluate_tasks(
     planned = less_batched(screened.batching or "vmap", config.max_batching)
     specs = [SweepSpec(t, kind, source, kind, center, seeds, planned) for t in tasks]
     outcomes = run_sweeps(specs, config.sweep, runner, JobTimeouts(config.sandbox, reference))
-    scored = [_score(t, o, reference[t.name]) for t, o in zip(tasks, outcomes, strict=True)]
+    default = config.sweep.snap(center)
+    scored = [_score(t, o, reference[t.name], default) for t, o in zip(tasks, outcomes, strict=True)]
     base = replace(
         screened, tier=tier, learning_rates=config.sweep.learning_rates(center), seeds=len(seeds),
         seconds=time.perf_counter() - started,
@@ -143,11 +144,15 @@ def contract_rejection(source: str, kind: str, tier: int) -> Evaluation | None:
     return Evaluation(kind, tier, "invalid", error="; ".join(errors)) if errors else None
 
 
-def _score(task: ProxyTask, outcome: SweepOutcome, ref: SweepOutcome) -> tuple[TaskResult, TaskScore | None]:
+def _score(
+    task: ProxyTask, outcome: SweepOutcome, ref: SweepOutcome, default: float
+) -> tuple[TaskResult, TaskScore | None]:
+    """`default`: the grid rate nearest the candidate's own; its run's status stands for a task
+    whose every rate failed."""
     seconds = outcome.seconds
     best, ref_best = outcome.best(), ref.best()
     if best is None:
-        status, error = outcome.statuses[len(outcome.lrs) // 2]  # the run at the candidate's default lr
+        status, error = outcome.statuses[outcome.lrs.index(default)]
         return TaskResult(task.name, status, outcome.metric, error=error, seconds=seconds), None
     if ref_best is None:
         error = "the AdamW reference failed at every learning rate: " + str(ref.statuses[0][1])

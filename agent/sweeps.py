@@ -84,6 +84,8 @@ class _Progress:
     seconds: float = 0.0
     members: int = 0
     note: str | None = None
+    refined: int = 0  # refinement rounds asked for so far
+    asked: set[float] = field(default_factory=set)  # refinement rates asked for
 
 
 def run_sweeps(specs: list[SweepSpec], sweep: SweepConfig, runner: Runner, limits: JobLimits) -> list[SweepOutcome]:
@@ -94,7 +96,8 @@ def run_sweeps(specs: list[SweepSpec], sweep: SweepConfig, runner: Runner, limit
 
     Where rates batch, an extension job trains every remaining point on that side at once and the
     rule then takes them one at a time as it asks for them: the outcome is exactly the sequential
-    procedure's (a member's result does not depend on what is batched beside it), in fewer rounds."""
+    procedure's (a member's result does not depend on what is batched beside it), in fewer rounds.
+    Last, `sweep.refine` rounds each try the best rate times and over a halved (log) step."""
     progress = [_Progress(spec.batching) for spec in specs]
     pending = [(i, lrs) for i, spec in enumerate(specs)
                for lrs in _job_rates(sweep.learning_rates(spec.center), spec.batching)]
@@ -115,21 +118,37 @@ def run_sweeps(specs: list[SweepSpec], sweep: SweepConfig, runner: Runner, limit
         if retry:
             pending = retry
             continue
-        pending = [(i, lrs) for i, spec in enumerate(specs) if (lrs := _next_rates(spec, progress[i], sweep))]
+        pending = [(i, part) for i, spec in enumerate(specs) if (lrs := _next_rates(spec, progress[i], sweep))
+                   for part in _job_rates(list(lrs), progress[i].batching)]
     return [_outcome(spec, state) for spec, state in zip(specs, progress, strict=True)]
 
 
 def _next_rates(spec: SweepSpec, state: _Progress, sweep: SweepConfig) -> tuple[float, ...]:
-    """Take the grid's runs, then extensions already computed as the rule asks for them; return the
-    learning rates of the next job (empty when the sweep is done)."""
-    for lr in sweep.learning_rates(spec.center):
+    """Take the grid's runs, then extensions already computed as the rule asks for them, then the
+    refinement rounds; return the learning rates of the next job (empty when the sweep is done)."""
+    for lr in [*sweep.learning_rates(spec.center), *state.asked]:
         if lr in state.ahead:
             state.runs[lr] = state.ahead.pop(lr)
     while (wanted := _extensions(spec, state.runs, sweep)) and wanted[0] in state.ahead:
         state.runs[wanted[0]] = state.ahead.pop(wanted[0])
-    if not wanted:
+    if wanted:
+        return tuple(_side_chain(spec, state.runs, sweep, wanted[0])) if state.batching == "vmap_lr" else tuple(wanted)
+    while state.refined < sweep.refine:
+        state.refined += 1
+        rates = _refinement(state.runs, sweep.refinement_step(state.refined))
+        if rates:
+            state.asked.update(rates)
+            return rates
+    return ()
+
+
+def _refinement(run: dict[float, Run], step: float) -> tuple[float, ...]:
+    """The untried rates one `step` either side of the best run (none when every run failed)."""
+    scored = {lr: r[2][:, -1].mean() for lr, r in run.items() if r[2] is not None}
+    if not scored:
         return ()
-    return tuple(_side_chain(spec, state.runs, sweep, wanted[0])) if state.batching == "vmap_lr" else tuple(wanted)
+    best = min(scored, key=lambda lr: (scored[lr], lr))
+    return tuple(lr for lr in (best / step, best * step) if lr not in run)
 
 
 def _side_chain(spec: SweepSpec, run: dict[float, Run], sweep: SweepConfig, first: float) -> list[float]:

@@ -1,4 +1,7 @@
-"""Learning-rate sweeps extend past an edge that holds the best result, the same way for everyone."""
+"""Learning-rate sweeps on one fixed grid: they extend past an edge that holds the best result and
+refine around it, the same way for everyone, wherever the candidate's default sits."""
+
+import math
 
 import numpy as np
 
@@ -15,7 +18,7 @@ LIMITS = JobTimeouts(SandboxConfig(job_timeout_s=600.0), {})
 def test_a_too_small_default_lr_is_followed_upwards(runner):
     sgd = baseline_source("optimizer", "sgd").replace('"lr": 1e-2', '"lr": 1e-5')
     assert '"lr": 1e-5' in sgd
-    sweep = SweepConfig(points=3, factor=4.0, max_extensions=2)
+    sweep = SweepConfig(points=3, factor=4.0, max_extensions=2, refine=0)
     grid = sweep.learning_rates(1e-5)
     outcomes, jobs = {}, {}
     for batching in ("vmap_lr", "vmap"):
@@ -36,12 +39,12 @@ def test_extensions_computed_ahead_are_taken_only_as_the_rule_asks(runner):
     """Where rates batch, an extension job trains every point the rule could still reach on that
     side; a point the sequential rule would not have asked for is not part of the outcome."""
     adamw = baseline_source("optimizer", "adamw")
-    sweep = SweepConfig(points=3, factor=4.0, max_extensions=3)
+    sweep = SweepConfig(points=3, factor=4.0, max_extensions=3, refine=0)
     outcomes, jobs = {}, {}
     for batching in ("vmap_lr", "vmap"):
         counting = CountingRunner(runner)
-        # AdamW's best on this task is 0.064, one step past the grid 1e-3..1.6e-2: the rule takes
-        # 0.064, then 0.256 (worse) and stops; the batched chain also trained 1.024.
+        # AdamW's best on this task is 0.0625, one step past the grid 1/1024..1/64: the rule takes
+        # 0.0625, then 0.25 (worse) and stops; the batched chain also trained 1.0.
         spec = SweepSpec(get_task("logreg_cancer"), "optimizer", adamw, "optimizer", 4e-3, [0, 1], batching)
         (outcomes[batching],) = run_sweeps([spec], sweep, counting, LIMITS)
         jobs[batching] = [len(lrs) for _, lrs in counting.jobs]
@@ -56,7 +59,7 @@ def test_extensions_computed_ahead_are_taken_only_as_the_rule_asks(runner):
 
 def test_an_interior_best_is_not_extended(runner):
     adamw = baseline_source("optimizer", "adamw")
-    sweep = SweepConfig(points=5, factor=4.0, max_extensions=3)
+    sweep = SweepConfig(points=5, factor=4.0, max_extensions=3, refine=0)
     spec = SweepSpec(get_task("mlp_digits"), "optimizer", adamw, "optimizer", 1e-3, [0], "vmap_lr")
     (outcome,) = run_sweeps([spec], sweep, runner, LIMITS)
     assert outcome.lrs == sweep.learning_rates(1e-3)
@@ -80,7 +83,7 @@ def update(grad, param, state, step, hp):
 def test_a_run_that_diverges_midway_is_diverged_not_an_invalid_result(runner):
     """A diverged run returns only the checkpoints saved before its divergence; the trusted check
     must take that for what it is (status diverged), however the members are batched."""
-    sweep = SweepConfig(points=3, factor=10.0, max_extensions=0)
+    sweep = SweepConfig(points=3, factor=10.0, max_extensions=0, refine=0)
     specs = [SweepSpec(get_task("mlp_digits"), "optimizer", RUNAWAY, "optimizer", 1e-4, [0, 1], batching)
              for batching in ("vmap_lr", "vmap", "loop")]
     for outcome in run_sweeps(specs, sweep, runner, LIMITS):
@@ -106,7 +109,7 @@ class CountingRunner:
 
 def test_batched_rates_make_the_grid_one_job_with_the_same_outcome(runner):
     adamw = baseline_source("optimizer", "adamw")
-    sweep = SweepConfig(points=5, factor=4.0, max_extensions=0)
+    sweep = SweepConfig(points=5, factor=4.0, max_extensions=0, refine=0)
     outcomes = {}
     for batching in ("vmap_lr", "vmap", "loop"):
         counting = CountingRunner(runner)
@@ -132,7 +135,7 @@ def update(grad, param, state, step, hp):
 
 
 def test_a_job_vmap_cannot_run_is_retried_less_batched_and_says_why(runner):
-    sweep = SweepConfig(points=3, factor=4.0, max_extensions=0)
+    sweep = SweepConfig(points=3, factor=4.0, max_extensions=0, refine=0)
     counting = CountingRunner(runner)
     spec = SweepSpec(get_task("logreg_cancer"), "optimizer", ITEM, "optimizer", 1e-2, [0, 1], "vmap_lr")
     (outcome,) = run_sweeps([spec], sweep, counting, LIMITS)
@@ -142,3 +145,54 @@ def test_a_job_vmap_cannot_run_is_retried_less_batched_and_says_why(runner):
     # the whole grid in one job, then a job per rate under vmap, then per rate one seed at a time
     assert [b for b, _ in counting.jobs] == ["vmap_lr"] + ["vmap"] * 3 + ["loop"] * 3
     assert outcome.members == 6  # only the runs that produced results count as paid-for work
+
+
+MOMENTUM_SGD = baseline_source("optimizer", "sgd").replace('"momentum": 0.0', '"momentum": 0.9')
+
+
+def _with_default_lr(source: str, lr: float) -> str:
+    moved = source.replace('"lr": 1e-2', f'"lr": {lr!r}')
+    assert moved != source
+    return moved
+
+
+def test_the_grid_is_fixed_the_default_only_places_the_window():
+    sweep = SweepConfig()
+    assert sweep.snap(1e-3) == 2.0**-10 and sweep.snap(0.007) == 2.0**-8 and sweep.snap(0.014) == 2.0**-6
+    for default in (1e-5, 3e-4, 0.007, 0.01, 0.9, 20.0):
+        window = sweep.learning_rates(default)
+        assert len(window) == 7 and sweep.snap(default) == window[3]
+        assert all(math.log2(lr) % 2 == 0 for lr in window)  # powers of 4: every candidate's grid
+    assert sweep.refinement_step(1) == 2.0
+
+
+def test_moving_the_default_lr_by_1_4x_or_2x_does_not_move_the_score(runner):
+    """The grid-aliasing bug of the 200-candidate campaign: SGD with momentum 0.9 scored 0.918 to
+    1.108 with only its default lr moved. 0.007, 0.0098 and 0.014 place different windows (their
+    nearest grid points are 1/256 and 1/64); the sweep must still find the same best rate and
+    train it identically."""
+    sweep = SweepConfig(points=5)
+    specs = [SweepSpec(get_task(task), "optimizer", _with_default_lr(MOMENTUM_SGD, lr), "optimizer", lr, [0, 1],
+                       "vmap_lr") for task in ("logreg_cancer", "mlp_digits") for lr in (0.007, 0.0098, 0.014)]
+    assert sweep.learning_rates(0.007) != sweep.learning_rates(0.014)
+    outcomes = run_sweeps(specs, sweep, runner, LIMITS)
+    for per_task in (outcomes[:3], outcomes[3:]):
+        bests = [o.lrs[o.best()] for o in per_task]
+        assert len(set(bests)) == 1, bests
+        assert math.log2(bests[0]) % 1 == 0  # refined to the x2 grid
+        finals = [o.curves[o.best()][:, -1] for o in per_task]
+        for other in finals[1:]:
+            np.testing.assert_allclose(other, finals[0], rtol=1e-6)
+
+
+def test_refinement_tries_both_neighbours_of_the_best_at_half_the_spacing(runner):
+    adamw = baseline_source("optimizer", "adamw")
+    sweep = SweepConfig(points=5, refine=2)
+    spec = SweepSpec(get_task("logreg_cancer"), "optimizer", adamw, "optimizer", 1e-3, [0], "vmap_lr")
+    counting = CountingRunner(runner)
+    (outcome,) = run_sweeps([spec], sweep, counting, LIMITS)
+    coarse = [lr for lr in outcome.lrs if math.log2(lr) % 2 == 0]
+    fine = sorted(set(outcome.lrs) - set(coarse))
+    assert len(fine) >= 2  # round 1 (x2) and round 2 (x1.41) each add the untried neighbours
+    best = outcome.lrs[outcome.best()]
+    assert any(math.isclose(best * 2**0.5, lr) or math.isclose(best / 2**0.5, lr) for lr in outcome.lrs)
