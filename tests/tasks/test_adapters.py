@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
+from torch.func import vmap
 
 from optforge.tasks.adapters import (
     CandidateLoss,
@@ -286,6 +287,8 @@ _shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
 def test_updating_a_stacked_seed_tensor_equals_updating_each_seed_alone(
     name: str, shape: tuple[int, ...], seeds: int, value_seed: int
 ) -> None:
+    """Under vmap over the seed dimension, as training runs candidate code (vectorized.py): rules
+    that read a tensor's shape or reduce over it (muon, normuon, adafactor) see one seed's tensor."""
     candidate = load_baseline("optimizer", name)
     init, update = candidate.fn("init"), candidate.fn("update")
     hp = candidate.hparams
@@ -295,11 +298,13 @@ def test_updating_a_stacked_seed_tensor_equals_updating_each_seed_alone(
     param = torch.randn(seeds, *shape, generator=gen)
     grads = [torch.randn(seeds, *shape, generator=gen) for _ in range(3)]
 
-    stacked, stacked_state = param.clone(), init(param)
+    stacked, stacked_state = param.clone(), vmap(init)(param)
     slices = [param[s].clone() for s in range(seeds)]
     slice_states = [init(p) for p in slices]
     for step, grad in enumerate(grads, start=1):
-        delta, stacked_state = update(grad, stacked, stacked_state, step, dict(hp))
+        delta, stacked_state = vmap(update, in_dims=(0, 0, 0, None, None))(
+            grad, stacked, stacked_state, step, dict(hp)
+        )
         stacked = stacked + delta
         for s in range(seeds):
             delta_s, slice_states[s] = update(grad[s], slices[s], slice_states[s], step, dict(hp))

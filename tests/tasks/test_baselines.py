@@ -16,7 +16,8 @@ from optforge.tasks.contracts import check_source, load_candidate
 
 EXPECTED = {
     "optimizer": [
-        "adagrad", "adam", "adamw", "lion", "nesterov", "rmsprop", "sgd", "signsgd",
+        "adafactor", "adagrad", "adam", "adamw", "lion", "muon", "nesterov", "normuon", "rmsprop",
+        "sgd", "signsgd",
     ],
     "loss": ["cross_entropy", "focal", "label_smoothing"],
     "schedule": ["constant", "cosine_warmup", "linear_decay", "wsd"],
