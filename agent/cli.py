@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_tasks(args: argparse.Namespace) -> int:
     if args.json:
         rows = [{"name": t.name, "tier": t.tier, "description": t.description, "steps": t.steps,
-                 "batch_size": t.batch_size, "objective": t.objective, "version": t.full_version()} for t in TASKS]
+                 "batch_size": t.batch_size, "objective": t.objective, "version": t.full_version(),
+                 "in_suite": t.in_suite} for t in TASKS]
         print(json.dumps(rows, indent=2))
     else:
         display.print_tasks(TASKS)

@@ -26,10 +26,12 @@ def print_tasks(tasks: Sequence[ProxyTask]) -> None:
     table = Table(title="optforge proxy tasks")
     for column in ("tier", "task", "objective", "steps", "batch", "description"):
         table.add_column(column)
-    for t in sorted(tasks, key=lambda t: t.tier):
-        table.add_row(str(t.tier), t.name, t.objective, str(t.steps), str(t.batch_size), t.description)
+    for t in sorted(tasks, key=lambda t: (t.tier, not t.in_suite)):
+        tier = str(t.tier) if t.in_suite else f"{t.tier} (study)"
+        table.add_row(tier, t.name, t.objective, str(t.steps), str(t.batch_size), t.description)
     console.print(table)
-    console.print("Tier 0 (conformance, < 1 s) runs before every tier; tier 2 is held out from proposers.")
+    console.print("Tier 0 (conformance, < 1 s) runs before every tier; tier 2 is held out from proposers. "
+                  "Tasks marked (study) are run only by benchmarks/transfer_study.py, not scored.")
 
 
 def _ci(ci: tuple[float, float] | None) -> str:

@@ -110,11 +110,12 @@ def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) 
 
 def evaluate_tasks(
     source: str, kind: str, tier: int, screened: Evaluation, runner: Runner,
-    config: EvaluationConfig, cache: BaselineCache,
+    config: EvaluationConfig, cache: BaselineCache, tasks: list[ProxyTask] | None = None,
 ) -> Evaluation:
-    """The proxy tasks of `tier` (1 or 2) for a candidate whose tier 0 (`screened`) passed."""
+    """The proxy tasks of `tier` (1 or 2; default: its suite, or `tasks`) for a candidate whose
+    tier 0 (`screened`) passed."""
     started = time.perf_counter()
-    tasks = tasks_for(tier, kind)
+    tasks = tasks_for(tier, kind) if tasks is None else tasks
     seeds = list(range(config.seeds_for(tier)))
     own = source if kind == "optimizer" else baseline_source("optimizer", REFERENCE)
     center = declared_hparams(own)["lr"]

@@ -14,6 +14,7 @@ Sources:
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import pathlib
 from dataclasses import dataclass
@@ -114,15 +115,55 @@ def char_corpus() -> Dataset:
     x holds the id stream; y is unused (the task builds next-character targets from x).
     """
     text = corpus_path().read_text(encoding="utf-8", errors="replace")
-    index = {c: i for i, c in enumerate(CHARSET)}
-    unknown = index["?"]
-    ids = torch.tensor([index.get(c, unknown) for c in text], dtype=torch.long)
+    ids = _char_ids(text)
     cut = int(len(ids) * 0.9)
     empty = torch.zeros(0)
-    return Dataset(Split(ids[:cut], empty), Split(ids[cut:], empty), version="pydoc-topics-1")
+    return Dataset(Split(ids[:cut], empty), Split(ids[cut:], empty), version=f"pydoc-topics-2-{_content_tag(text)}")
+
+
+# Pure-Python standard-library modules present in every CPython 3.10+. Their text differs between
+# Python versions, so its content hash is part of the dataset version (it keys the baseline cache).
+CODE_CORPUS_MODULES = (
+    "argparse.py", "ast.py", "calendar.py", "configparser.py", "dataclasses.py", "difflib.py",
+    "enum.py", "fractions.py", "ftplib.py", "gettext.py", "inspect.py", "ipaddress.py",
+    "pathlib.py", "pprint.py", "shutil.py", "smtplib.py", "statistics.py", "string.py",
+    "textwrap.py", "tokenize.py",
+)
+
+
+def _char_ids(text: str) -> torch.Tensor:
+    index = {c: i for i, c in enumerate(CHARSET)}
+    unknown = index["?"]
+    return torch.tensor([index.get(c, unknown) for c in text], dtype=torch.long)
+
+
+def _content_tag(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()[:12]
+
+
+@functools.cache
+def code_corpus() -> Dataset:
+    """Python source code of fixed standard-library modules, as character ids: the tier-1 language
+    model's data (tier 2's text, the pydoc topics prose, is a data set tier 1 never uses).
+
+    Each module's first 90% trains and its last 10% is held out (contiguous, so no held-out text
+    appears in a training window). The stdlib is part of the sandbox's filesystem (the worker runs
+    on it), so unlike tier 2's held-out text this held-out split is readable from a sandbox: it
+    scores the screen only, never the archive's ranking or the champion."""
+    import sysconfig
+
+    stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
+    texts = [(stdlib / name).read_text(encoding="utf-8", errors="replace") for name in CODE_CORPUS_MODULES]
+    cuts = [int(len(t) * 0.9) for t in texts]
+    train = "".join(t[:c] for t, c in zip(texts, cuts, strict=True))
+    held = "".join(t[c:] for t, c in zip(texts, cuts, strict=True))
+    empty = torch.zeros(0)
+    return Dataset(Split(_char_ids(train), empty), Split(_char_ids(held), empty),
+                   version=f"stdlib-code-1-{_content_tag(train + held)}")
 
 
 DATASETS = {
+    "code_corpus": code_corpus,
     "breast_cancer": breast_cancer,
     "digits": digits,
     "ill_conditioned_regression": ill_conditioned_regression,

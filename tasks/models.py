@@ -63,3 +63,65 @@ class _Block(nn.Module):
         out = (att.softmax(-1) @ v).transpose(-2, -3).reshape(*batch, length, width)
         h = h + self.proj(out)
         return h + self.ff(self.norm2(h))
+
+
+class DigitsCNN(nn.Module):
+    """A small convolutional net on 8x8 digit images given as flat 64-vectors: two 3x3 convolutions
+    (the second strided), ReLU, then a linear classifier. The shape of what users train on images,
+    at a size a CPU screen can afford."""
+
+    def __init__(self, channels: tuple[int, int] = (8, 16), classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, channels[0], 3, padding=1)
+        self.conv2 = nn.Conv2d(channels[0], channels[1], 3, padding=1, stride=2)
+        self.head = nn.Linear(channels[1] * 16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.reshape(*x.shape[:-1], 1, 8, 8)
+        h = torch.relu(self.conv2(torch.relu(self.conv1(h))))
+        return self.head(h.flatten(-3))
+
+
+class ResidualMLP(nn.Module):
+    """Pre-norm residual MLP blocks (LayerNorm -> Linear -> GELU -> Linear, added back), as in
+    modern tabular and vision MLPs: the normalised, residual shape most real networks have."""
+
+    def __init__(self, n_in: int, width: int, depth: int, n_out: int):
+        super().__init__()
+        self.embed = nn.Linear(n_in, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+            for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.head(self.norm(h))
+
+
+class CharGRU(nn.Module):
+    """A one-layer GRU language model over characters, the recurrence written out (torch.func.vmap
+    over stacked seed weights runs every op; nn.GRU's fused kernel has no batching rule)."""
+
+    def __init__(self, vocab: int, width: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.input = nn.Linear(width, 3 * width)
+        self.hidden = nn.Linear(width, 3 * width)
+        self.head = nn.Linear(width, vocab)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        xs = self.input(self.embed(ids))  # [..., T, 3W]: the input side of every step at once
+        h = xs.new_zeros(*ids.shape[:-1], xs.shape[-1] // 3)
+        outputs = []
+        for t in range(ids.shape[-1]):
+            xr, xz, xn = xs[..., t, :].chunk(3, dim=-1)
+            hr, hz, hn = self.hidden(h).chunk(3, dim=-1)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            h = (1 - z) * torch.tanh(xn + r * hn) + z * h
+            outputs.append(h)
+        return self.head(torch.stack(outputs, dim=-2))

@@ -14,7 +14,7 @@ from typing import Literal
 from torch import nn
 
 from . import data
-from .models import CharTransformer, mlp
+from .models import CharGRU, CharTransformer, DigitsCNN, ResidualMLP, mlp
 
 Objective = Literal["classification", "regression", "language"]
 
@@ -39,6 +39,9 @@ class ProxyTask:
         10  # held-out metrics are computed at this many evenly spaced steps (+ step 0)
     )
     context: int = 0  # language tasks: characters per training window
+    # Whether the task counts in its tier's score. A tier-1 task outside the suite is still run by
+    # the transfer study (benchmarks/transfer_study.py), which is how tasks earn their place.
+    in_suite: bool = True
 
     def full_version(self) -> str:
         return (
@@ -63,6 +66,14 @@ class ProxyTask:
 
 def _char_transformer() -> nn.Module:
     return CharTransformer(vocab=len(data.CHARSET), context=64, width=48, depth=2, heads=4)
+
+
+def _code_transformer() -> nn.Module:
+    return CharTransformer(vocab=len(data.CHARSET), context=32, width=32, depth=1, heads=4)
+
+
+def _char_gru() -> nn.Module:
+    return CharGRU(vocab=len(data.CHARSET), width=48)
 
 
 TASKS: tuple[ProxyTask, ...] = (
@@ -122,6 +133,43 @@ TASKS: tuple[ProxyTask, ...] = (
         version="1",
     ),
     ProxyTask(
+        "cnn_digits",
+        1,
+        "small CNN (3x3 convolutions, 8 and 16 channels, the second strided) on sklearn's digits",
+        "digits",
+        "classification",
+        DigitsCNN,
+        steps=200,
+        batch_size=32,
+        version="1",
+        in_suite=False,
+    ),
+    ProxyTask(
+        "resmlp_teacher",
+        1,
+        "pre-norm residual MLP (width 48, 2 blocks, LayerNorm, GELU) on teacher_student regression",
+        "teacher_student",
+        "regression",
+        lambda: ResidualMLP(16, 48, 2, 1),
+        steps=300,
+        batch_size=32,
+        version="1",
+        in_suite=False,
+    ),
+    ProxyTask(
+        "code_transformer",
+        1,
+        "1-layer character transformer (width 32) on Python standard-library source code",
+        "code_corpus",
+        "language",
+        _code_transformer,
+        steps=150,
+        batch_size=8,
+        version="1",
+        in_suite=False,
+        context=32,
+    ),
+    ProxyTask(
         "char_transformer",
         2,
         "2-layer character transformer on CPython's pydoc topics text",
@@ -132,6 +180,18 @@ TASKS: tuple[ProxyTask, ...] = (
         batch_size=16,
         version="1",
         context=64,
+    ),
+    ProxyTask(
+        "char_gru",
+        2,
+        "GRU character language model (width 48, 400 steps) on CPython's pydoc topics text",
+        "char_corpus",
+        "language",
+        _char_gru,
+        steps=400,
+        batch_size=8,
+        version="1",
+        context=32,
     ),
     ProxyTask(
         "mlp_digits_wide",
@@ -162,6 +222,11 @@ TASKS_BY_NAME = {task.name: task for task in TASKS}
 
 def tasks_for(tier: int, kind: str) -> list[ProxyTask]:
     """The tasks a candidate of `kind` runs at `tier` (tier 0 has no proxy tasks: see tier0.py)."""
+    return [t for t in study_tasks(tier, kind) if t.in_suite]
+
+
+def study_tasks(tier: int, kind: str) -> list[ProxyTask]:
+    """Every task of `tier` a `kind` candidate can run, the suite's and the transfer study's own."""
     if tier not in (1, 2):
         raise ValueError(f"tier {tier} has no proxy tasks: use 1 (screen) or 2 (held-out)")
     return [t for t in TASKS if t.tier == tier and t.accepts(kind)]

@@ -33,6 +33,8 @@ from .training import batched_forward
 SCORE_FLOOR = 0.01
 SCORE_CAP = 100.0  # only reachable when AdamW's final value is 100x the candidate's
 BOOTSTRAP_SAMPLES = 1000
+# Each task's score enters the aggregate clipped to [1/AGGREGATE_CLIP, AGGREGATE_CLIP] (`aggregate`).
+AGGREGATE_CLIP = 1.5
 # Held-out windows of the language task: fixed, evenly spaced, so every candidate sees the same text.
 LANGUAGE_EVAL_WINDOWS = 64
 
@@ -125,10 +127,17 @@ def score_task(candidate: np.ndarray, reference: np.ndarray, seed: int = 0) -> T
     )
 
 
-def aggregate(task_scores: list[TaskScore]) -> tuple[float, tuple[float, float]]:
-    """Geometric mean of task scores, with a bootstrap CI from the tasks' own resamples."""
-    logs = np.log(np.array([t.score for t in task_scores]))
-    boot_logs = np.log(np.stack([t.bootstrap for t in task_scores]))
+def aggregate(task_scores: list[TaskScore], clip: float | None = None) -> tuple[float, tuple[float, float]]:
+    """Geometric mean of task scores, each first clipped to [1/clip, clip] (AGGREGATE_CLIP by
+    default), with a bootstrap CI from the tasks' own resamples (clipped the same way).
+
+    Why clip: in the 200-candidate campaign one easy task (a quadratic where 4-5x was reachable)
+    supplied ~98% of the leaders' log-score, and winning it went with losing held-out. With the
+    clip, a task can move the aggregate by at most log(clip) / n_tasks in log space, so the screen
+    rewards being better on many tasks. The per-task scores are kept and shown unclipped."""
+    bound = AGGREGATE_CLIP if clip is None else clip
+    logs = np.clip(np.log(np.array([t.score for t in task_scores])), -math.log(bound), math.log(bound))
+    boot_logs = np.clip(np.log(np.stack([t.bootstrap for t in task_scores])), -math.log(bound), math.log(bound))
     return float(np.exp(logs.mean())), _percentile_ci(np.exp(boot_logs.mean(0)))
 
 

@@ -5,7 +5,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optforge.tasks.scoring import SCORE_CAP, SCORE_FLOOR, aggregate, loss_ratio, score_task
+from optforge.tasks.scoring import (
+    AGGREGATE_CLIP,
+    SCORE_CAP,
+    SCORE_FLOOR,
+    aggregate,
+    loss_ratio,
+    score_task,
+)
 
 finals = st.floats(1e-4, 1e3, allow_nan=False)
 
@@ -58,6 +65,20 @@ def test_interval_covers_the_noise_of_a_different_seed_set():
     a, b = _curves(rng, 0.5), _curves(rng, 0.5)
     result = score_task(a, b)
     assert result.score_ci[0] <= 1.0 <= result.score_ci[1]
+
+
+def test_no_single_task_can_dominate_the_aggregate():
+    """One task at 5x (the old quadratic's reach) moves the aggregate no more than AGGREGATE_CLIP
+    would; the per-task score itself is kept unclipped."""
+    rng = np.random.default_rng(3)
+    reference = _curves(rng, 0.3, seeds=6)
+    tie = score_task(reference, reference)
+    huge = score_task(reference / 5, reference)
+    assert huge.score == pytest.approx(5.0)
+    score, (lo, hi) = aggregate([huge, tie, tie])
+    assert score == pytest.approx(AGGREGATE_CLIP ** (1 / 3) * tie.score ** (2 / 3))
+    assert hi <= AGGREGATE_CLIP ** (1 / 3) * max(tie.bootstrap) ** (2 / 3) + 1e-9
+    assert aggregate([huge, tie, tie], clip=100.0)[0] == pytest.approx(5.0 ** (1 / 3) * tie.score ** (2 / 3))
 
 
 def test_aggregate_is_the_geometric_mean():

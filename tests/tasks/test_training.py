@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from optforge.tasks.baselines import baseline_names, load_baseline
 from optforge.tasks.contracts import load_candidate
 from optforge.tasks.data import DATASETS
+from optforge.tasks.models import CharGRU
 from optforge.tasks.proxy import TASKS, get_task, tasks_for
 from optforge.tasks.training import TrainResult, TrainSpec, train
 
@@ -122,9 +123,22 @@ def test_candidates_see_their_parameters_true_shapes():
     _equivalent_in_every_mode(_short("mlp_digits"), spec, [0, 1])
 
 
-def test_char_transformer_batches_too():
+@pytest.mark.parametrize("name", ["char_transformer", "char_gru", "cnn_digits", "resmlp_teacher", "code_transformer"])
+def test_every_model_family_batches_too(name):
+    """Convolutions, layer norm, attention and the written-out GRU all run under vmap, equal to
+    one member at a time."""
     spec = TrainSpec(load_baseline("optimizer", "adam"), (1e-3, 3e-3))
-    _equivalent_in_every_mode(_short("char_transformer", steps=3), spec, [0, 1])
+    _equivalent_in_every_mode(_short(name, steps=3), spec, [0, 1])
+
+
+def test_the_new_tasks_learn_with_tuned_adam():
+    """Each screen candidate task is learnable in its budget: AdamW at a sensible rate lowers the
+    training loss well below its start."""
+    for name, lr in (("cnn_digits", 4e-3), ("resmlp_teacher", 2e-3), ("code_transformer", 8e-3), ("char_gru", 8e-3)):
+        task = get_task(name)
+        result = train(task, DATASETS[task.dataset]().train, TrainSpec(load_baseline("optimizer", "adamw"), (lr,)), [0])
+        start, end = result.train_loss[:5].mean().item(), result.train_loss[-10:].mean().item()
+        assert result.diverged_at == [None] and end < 0.75 * start, (name, start, end)
 
 
 def test_non_tensor_state_is_carried_for_every_member():
@@ -214,7 +228,12 @@ def test_an_unknown_batching_is_a_clear_error():
 
 def test_tiers_have_the_required_tasks():
     assert len(tasks_for(1, "optimizer")) >= 5
-    assert {t.name for t in tasks_for(2, "optimizer")} >= {"char_transformer", "mlp_digits_wide", "teacher_student_long"}
+    tier2 = {t.name for t in tasks_for(2, "optimizer")}
+    assert len(tier2) >= 4 and tier2 >= {"char_transformer", "char_gru", "mlp_digits_wide", "teacher_student_long"}
+    # held-out breadth: a data set and a model family the screen does not use
+    screen = tasks_for(1, "optimizer")
+    assert "char_corpus" not in {t.dataset for t in screen}
+    assert not any(isinstance(t.make_model(), CharGRU) for t in screen)
     assert all(t.objective != "regression" for t in tasks_for(1, "loss"))
     assert get_task("teacher_student_long").steps == 4 * get_task("teacher_student").steps
     assert len({t.full_version() for t in TASKS}) == len(TASKS)
