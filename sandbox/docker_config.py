@@ -14,8 +14,10 @@ Why each option (see THREAT_MODEL.md):
   init                      a real PID 1 reaps what escapes the worker's own reaping
   log limits                a flood on the worker's stderr cannot fill the host's disk
   environment               an allow-list; nothing of the host's environment (API keys) gets in
-  mounts                    the host's optforge code and the train data, read-only; held-out data
-                            sources in the image are covered by empty read-only tmpfs
+  mounts                    the host's optforge code and the train data, read-only; every copy of
+                            held-out data found in the image or in those mounts (docker_runner.
+                            container_masks) is covered: directories by an empty read-only tmpfs,
+                            files by /dev/null
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class ContainerSettings:
     owner: str
     code_mounts: Mapping[str, str]  # host package dir -> container dir (read-only)
     data_dir: str | None = None  # host dir of the train splits, mounted read-only at DATA_DIR
-    hidden_paths: Sequence[str] = ()  # container paths covered by an empty read-only tmpfs
+    hidden_paths: Sequence[str] = ()  # container dirs covered by an empty read-only tmpfs
+    hidden_files: Sequence[str] = ()  # container files covered by /dev/null (read-only)
     memory_mb: int = 4096  # the jobs' address-space cap; the container gets WORKER_HEADROOM_MB more
     cpus: float = 1.0
     pids: int = 256
@@ -128,12 +131,16 @@ def container_config(settings: ContainerSettings, slot: int, uid: int) -> tuple[
         "/tmp": "rw,nosuid,nodev,noexec,size=1m,mode=0755",
         **{path: "ro,nosuid,nodev,noexec,size=4k,mode=0555" for path in settings.hidden_paths},
     }
+    # Held-out files found outside a masked directory: /dev/null bound over each, read-only.
+    mounts = [{"Type": "bind", "Source": "/dev/null", "Target": path, "ReadOnly": True}
+              for path in settings.hidden_files]
     memory = f"{settings.memory_mb + WORKER_HEADROOM_MB}m"
     host = {
         "network_mode": "none",
         "read_only": True,
         "tmpfs": tmpfs,
         "binds": binds,
+        "mounts": mounts or None,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "pids_limit": settings.pids,

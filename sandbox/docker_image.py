@@ -1,7 +1,8 @@
 """The sandbox image's runtime contract and its diagnostics, shared by the Docker runner and the CLI.
 
 The image (recipe: image/Dockerfile) is the *environment*: Python with a venv of the sandbox-side
-dependencies pinned to the host's installed versions. optforge's own code is *not* baked in: the
+dependencies pinned to the host's installed versions, and no held-out data (no scikit-learn, no
+pydoc_data: the build fails if a copy is left). optforge's own code is *not* baked in: the
 runner bind-mounts the host's `optforge.sandbox` and `optforge.tasks` package directories read-only
 under CODE_ROOT, so the worker protocol always matches the host's code and a code change needs no
 rebuild. The tag is a hash of the recipe and the pins, so a host whose pins change asks for a new
@@ -39,7 +40,9 @@ LABEL_RECIPE = "org.optforge.recipe"
 
 # What the worker and the jobs import inside the container (tasks/, sandbox/). Their own
 # dependencies are pinned too (requirements()), so one set of pins gives one environment.
-SANDBOX_DEPENDENCIES = ("torch", "numpy", "scipy", "scikit-learn", "safetensors")
+# Not scikit-learn (nor scipy, which only it and the host's scoring need): its wheel ships the
+# datasets whose held-out splits score candidates. Jobs read only the train splits the host exports.
+SANDBOX_DEPENDENCIES = ("torch", "numpy", "safetensors")
 
 # The import the smoke check runs inside a container: the whole worker and job stack.
 SMOKE_IMPORT = "import torch, optforge.sandbox.worker, optforge.tasks.jobs; print(torch.__version__)"

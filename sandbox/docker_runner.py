@@ -21,14 +21,15 @@ import itertools
 import json
 import os
 import socket
-import sysconfig
 import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from optforge.sandbox import heldout
 from optforge.sandbox.docker_config import (
+    DATA_DIR,
     LABEL_CAMPAIGN,
     LABEL_OWNER,
     LABEL_OWNER_START,
@@ -46,23 +47,21 @@ from optforge.sandbox.docker_image import (
 )
 from optforge.sandbox.docker_worker import DockerWorker
 from optforge.sandbox.errors import SandboxError, SandboxUnavailable
+from optforge.sandbox.heldout import Fingerprint, Found
 from optforge.sandbox.pool import PooledRunner
-
-# sysconfig path names under which the hidden data sources live (site-packages, the stdlib).
-PATH_KEYS = ("purelib", "platlib", "stdlib", "platstdlib")
-PROBE = "import json, sysconfig; print(json.dumps(sysconfig.get_paths()))"
 
 
 class DockerRunner(PooledRunner):
     """Runs jobs in warm worker containers.
 
     workers: pool size (default: one per CPU). warmup / data_dir / hidden_paths: as ProcessRunner
-    (hidden_paths are host paths of held-out data sources; the same files inside the image are
-    covered). image: default the tag of this host's recipe (docker_image.default_image). campaign:
-    a label that lets the next run of the same campaign remove containers this one leaked.
-    gpus: None, "all", or a count of GPUs shared round-robin by the workers. memory_mb: the jobs'
-    memory cap (the container gets a worker's headroom more). client: a docker SDK client
-    (default: from the environment, $DOCKER_HOST).
+    (hidden_paths are host paths of held-out data sources; every copy of held-out data in the image
+    and in what is mounted from the host is covered: container_masks). image: default the tag of
+    this host's recipe (docker_image.default_image). campaign: a label that lets the next run of
+    the same campaign remove containers this one leaked. gpus: None, "all", or a count of GPUs
+    shared round-robin by the workers. memory_mb: the jobs' memory cap (the container gets a
+    worker's headroom more). client: a docker SDK client (default: from the environment,
+    $DOCKER_HOST).
     """
 
     def __init__(
@@ -92,12 +91,15 @@ class DockerRunner(PooledRunner):
         self.environment = {"sandbox": "docker", "image": self.image, "image_id": self.image_id}
         remove_stale_containers(self._client, campaign)
         self.runner_id = uuid.uuid4().hex[:12]
+        mounted = {host: m["bind"] for host, m in code_mounts().items()}
+        data = str(Path(data_dir).resolve()) if data_dir is not None else None
+        masks = container_masks(self._client, self.image, self.image_id,
+                                [Path(p) for p in hidden_paths],
+                                {**mounted, **({data: DATA_DIR} if data else {})})
         settings = ContainerSettings(
             image=self.image, runner_id=self.runner_id, campaign=campaign, owner=_owner(),
             extra_labels={LABEL_OWNER_START: process_start(os.getpid()) or ""},
-            code_mounts={host: m["bind"] for host, m in code_mounts().items()},
-            data_dir=str(Path(data_dir).resolve()) if data_dir is not None else None,
-            hidden_paths=tuple(inside_paths(hidden_paths, image_paths(self._client, self.image))),
+            code_mounts=mounted, data_dir=data, hidden_paths=masks.dirs, hidden_files=masks.files,
             memory_mb=memory_mb, cpus=cpus, gpus=gpus, gpu_count=_host_gpu_count() if gpus else None)
         self.settings = settings
         slots = itertools.count()
@@ -210,34 +212,57 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def image_paths(client: Any, image: str) -> dict[str, str]:
-    """The image's sysconfig paths (stdlib, site-packages), read once from a throwaway container."""
+# What image_copies found, per (image id, fingerprint, paths): an image does not change.
+_PROBE_CACHE: dict[tuple[str, Fingerprint, tuple[str, ...]], Found] = {}
+
+
+def image_copies(client: Any, image: str, image_id: str, fp: Fingerprint,
+                 paths: Sequence[str] = ()) -> Found:
+    """Held-out data in `image`: every copy `fp` describes anywhere in its file system (other
+    Pythons' pydoc_data, a site-packages' sklearn/datasets/data, same-content files), and which of
+    `paths` exist in it. Read once per image and process from a throwaway container that walks the
+    whole image as root (so it sees at least what a worker uid can), with no network and no
+    capability but reading. The probe is heldout.py itself, run with `python -I -c`: optforge is
+    not in the image, and the probe needs only the standard library."""
     import docker
 
+    key = (image_id, fp, tuple(paths))
+    if key in _PROBE_CACHE:
+        return _PROBE_CACHE[key]
+    if not fp and not paths:
+        return Found()
+    source = Path(heldout.__file__).read_text()
     try:
-        output = client.containers.run(image, [PYTHON, "-c", PROBE], network_mode="none",
-                                       read_only=True, user="65534:65534", remove=True)
-        return dict(json.loads(output.decode().strip().splitlines()[-1]))
-    except (docker.errors.DockerException, ValueError, IndexError) as exc:
-        raise SandboxUnavailable(f"cannot inspect image {image} ({exc}): "
+        output = client.containers.run(
+            image, [PYTHON, "-I", "-c", source, fp.to_json(), json.dumps(list(paths))],
+            network_mode="none", read_only=True, user="0:0", cap_drop=["ALL"],
+            cap_add=["DAC_READ_SEARCH"], security_opt=["no-new-privileges"], remove=True)
+        reply = json.loads(output.decode().strip().splitlines()[-1])
+        found = Found(tuple(reply["dirs"]), tuple(reply["files"]))
+    except (docker.errors.DockerException, ValueError, IndexError, KeyError) as exc:
+        raise SandboxUnavailable(f"cannot search image {image} for held-out data ({exc}): "
                                  "rebuild it with `optforge sandbox build --offline`") from None
+    _PROBE_CACHE[key] = found
+    return found
 
 
-def inside_paths(host_paths: Sequence[Path], image: dict[str, str]) -> list[str]:
-    """Where the host's `host_paths` are inside the image: a path under the host's site-packages
-    or stdlib maps to the same place under the image's; any other path is taken as is."""
-    host = sysconfig.get_paths()
-    out = []
-    for path in host_paths:
-        resolved = str(Path(path).resolve())
-        inside = resolved
-        best = -1
-        for key in PATH_KEYS:
-            root = str(Path(host[key]).resolve())
-            if (resolved == root or resolved.startswith(root + os.sep)) and len(root) > best \
-                    and key in image:
-                best = len(root)
-                inside = image[key] + resolved[len(root):]
-        if inside not in out:
-            out.append(inside)
-    return out
+def mounted_copies(mounts: dict[str, str], fp: Fingerprint) -> Found:
+    """Held-out data in the host directories mounted into the container (`mounts`: host dir ->
+    container dir), at their container paths."""
+    dirs: list[str] = []
+    files: list[str] = []
+    for host, inside in mounts.items():
+        found = heldout.find_copies([host], fp)
+        for out, paths in ((dirs, found.dirs), (files, found.files)):
+            out.extend(inside + path[len(host):] for path in paths)
+    return Found(tuple(dirs), tuple(files))
+
+
+def container_masks(client: Any, image: str, image_id: str, hidden_paths: Sequence[Path],
+                    mounts: dict[str, str]) -> Found:
+    """Everything to cover in the containers: held-out data in the image and in what is mounted."""
+    fp = heldout.fingerprint(hidden_paths)
+    # Held-out paths outside any Python install (a host directory of labels...) are looked for at
+    # the same path in the image; those inside one are found by their place in it (fp.tails).
+    as_is = [str(Path(p).resolve()) for p in hidden_paths if heldout.install_tail(p) is None]
+    return image_copies(client, image, image_id, fp, as_is) + mounted_copies(mounts, fp)

@@ -1,9 +1,10 @@
 """Choosing the isolation and building the worker's command line and environment.
 
 bubblewrap gives each worker its own mount, pid, network, ipc and uts namespaces: no network, a
-read-only view of the host with HOME, /tmp and /run replaced by empty tmpfs, hidden paths masked,
-and only the worker's scratch root writable. See THREAT_MODEL.md for what this does and does not
-cover.
+read-only *allow-list* of the host (the operating system's directories, the interpreter, its
+packages, our package and the data dir; nothing else) with /tmp, /run and HOME replaced by empty
+tmpfs, held-out data masked wherever a copy is, and only the worker's scratch root writable. See
+THREAT_MODEL.md for what this does and does not cover.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from optforge.sandbox import heldout
 from optforge.sandbox.errors import SandboxUnavailable, UnisolatedSandboxWarning
 
 Isolation = Literal["bwrap", "none"]
@@ -30,6 +33,10 @@ INSIDE_ROOT = "/tmp/optforge-sandbox"
 # Host directories replaced by an empty tmpfs inside bubblewrap (HOME is added at run time): they
 # hold per-user secrets (~/.ssh, ~/.config, agent sockets in /tmp and /run/user).
 MASKED_DIRS = ("/tmp", "/run")
+# The only top-level directories of the host that the sandbox sees (read-only): the operating
+# system's programs, libraries and configuration. Everything else (/opt, /var, /srv, /home, /mnt,
+# other interpreters and their packages...) is absent unless the worker needs it (sandbox_view).
+SYSTEM_ROOTS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 # As root (no user namespace) the worker keeps only what it needs: switching the job to its own uid
 # (SETUID/SETGID), giving it the scratch dir (CHOWN), killing and cleaning up after it (KILL,
@@ -138,62 +145,182 @@ def python_path_entries() -> list[str]:
     return entries
 
 
+def _mapped_library_dirs() -> list[str]:
+    """Directories of the shared libraries this process has loaded: on a system whose libraries are
+    not under SYSTEM_ROOTS (Nix, a custom prefix), the worker's interpreter needs them too."""
+    dirs: list[str] = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                path = fields[5].strip() if len(fields) == 6 else ""
+                if path.startswith("/") and ".so" in os.path.basename(path) and os.path.isfile(path):
+                    directory = os.path.dirname(path)
+                    if directory not in dirs:
+                        dirs.append(directory)
+    except OSError:
+        pass
+    return dirs
+
+
 def _paths_to_keep(data_dir: Path | None) -> list[str]:
     """Everything the worker must read: the interpreter, the venv, sys.path, our package, data."""
     paths = [*_interpreter_dirs(), os.path.dirname(os.path.realpath(sys.executable)),
-             os.path.dirname(sys.executable), *sys.path, str(Path(__file__).resolve().parent.parent)]
+             os.path.dirname(sys.executable), *sys.path, str(Path(__file__).resolve().parent.parent),
+             *_mapped_library_dirs()]
     if data_dir is not None:
         paths.append(str(data_dir))
     found: list[str] = []
     for path in paths:
         for variant in (os.path.abspath(path or os.getcwd()), os.path.realpath(path or os.getcwd())):
-            if os.path.exists(variant) and variant not in found:
+            # "/" (a script run from there) would undo the whole allow-list: never bound
+            if variant != "/" and os.path.exists(variant) and variant not in found:
                 found.append(variant)
     return found
 
 
-def _open_parents(masked: str, path: str, created: set[str]) -> list[str]:
-    """Create the directories between a masked dir and a path bound under it as 0755: bubblewrap
-    would create them 0700 (bubblewrap 0.8), untraversable for the unprivileged job uid."""
-    args: list[str] = []
-    parts = Path(path).relative_to(masked).parts[:-1]
-    for depth in range(1, len(parts) + 1):
-        directory = str(Path(masked, *parts[:depth]))
-        if directory not in created:
-            created.add(directory)
-            args += ["--perms", "0755", "--dir", directory]
-    return args
+def _under_any(path: str, parents: Sequence[str]) -> bool:
+    return any(_is_under(path, parent) for parent in parents)
+
+
+@dataclass(frozen=True)
+class SandboxView:
+    """What of the host's file system a bubblewrap worker sees: an allow-list.
+
+    system: top-level directories of the operating system, bound read-only as they are. links:
+    top-level symbolic links among SYSTEM_ROOTS (merged /usr: /bin -> usr/bin), recreated. masked:
+    directories replaced by an empty tmpfs (/tmp, /run, HOME). kept: what the worker needs (the
+    interpreter, its packages, our package, the data dir), bound read-only where not visible anyway;
+    one that *is* a masked directory is not bound back. Nothing else of the host is mounted."""
+
+    system: tuple[str, ...]
+    links: tuple[tuple[str, str], ...]
+    masked: tuple[str, ...]
+    kept: tuple[str, ...]
+
+    def roots(self) -> list[str]:
+        """Every host directory whose whole tree the sandbox sees, at the same path."""
+        return [*self.system, *(p for p in self.kept if p not in self.masked and os.path.isdir(p))]
+
+
+def sandbox_view(home: str | None, data_dir: Path | None) -> SandboxView:
+    system: list[str] = []
+    links: list[tuple[str, str]] = []
+    for root in SYSTEM_ROOTS:
+        if os.path.islink(root):
+            links.append((root, os.readlink(root)))
+        elif os.path.isdir(root):
+            system.append(root)
+    home = os.path.realpath(home) if home else None
+    masked = [*MASKED_DIRS, *([home] if home and home != "/" and os.path.isdir(home) else [])]
+    kept = [p for p in _paths_to_keep(data_dir) if p not in masked]
+    return SandboxView(tuple(system), tuple(links), tuple(masked), tuple(kept))
+
+
+class _Mounts:
+    """bubblewrap arguments, tracking what exists in the sandbox so that missing parent directories
+    are created 0755 (bubblewrap 0.8 would create them 0700, untraversable for the job uid)."""
+
+    def __init__(self, masked: Sequence[str]) -> None:
+        self.args: list[str] = []
+        self.masked = list(masked)
+        self.outer: list[str] = []  # bound before the masks: hidden below a mask
+        self.inner: list[str] = []  # bound after the masks
+        self.made: set[str] = set()  # directories, links and tmpfs made at exactly this path
+
+    def exists(self, path: str) -> bool:
+        if path in self.made or _under_any(path, self.inner):
+            return True
+        return _under_any(path, self.outer) and not _under_any(path, self.masked)
+
+    def parents(self, path: str) -> None:
+        parts = Path(path).parts
+        for depth in range(2, len(parts)):
+            ancestor = str(Path(*parts[:depth]))
+            if self.exists(ancestor):
+                continue
+            if os.path.islink(ancestor):
+                self.args += ["--symlink", os.readlink(ancestor), ancestor]
+            else:
+                self.args += ["--perms", "0755", "--dir", ancestor]
+            self.made.add(ancestor)
+
+    def bind(self, path: str, inner: bool) -> None:
+        if self.exists(path):
+            return
+        self.parents(path)
+        self.args += ["--ro-bind", path, path]
+        (self.inner if inner else self.outer).append(path)
+
+    def mask(self, path: str) -> None:
+        """Cover `path` (a directory: an empty tmpfs; anything else: /dev/null)."""
+        self.parents(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            self.args += ["--tmpfs", path]
+        else:
+            self.args += ["--ro-bind", "/dev/null", path]
 
 
 def bwrap_command(
     bwrap: str, worker_argv: Sequence[str], *, host_root: Path, home: str | None,
-    data_dir: Path | None, hidden_paths: Sequence[Path], env: dict[str, str],
+    data_dir: Path | None, hidden_paths: Sequence[Path | str], env: dict[str, str],
 ) -> list[str]:
-    args = [bwrap, *namespace_flags(), "--die-with-parent", "--new-session",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    home = os.path.realpath(home) if home else None
-    masked = [*MASKED_DIRS, *([home] if home and home != "/" and os.path.isdir(home) else [])]
-    for directory in masked:
-        args += ["--tmpfs", directory]  # mode 0755, owned by root: the job uid cannot write there
-    created: set[str] = set()
-    bound: list[str] = []
-    for path in sorted(_paths_to_keep(data_dir), key=len):  # parents first; skip their children
-        # Re-expose what lies *inside* a masked dir, never a masked dir itself (a script run from
-        # /tmp puts /tmp on sys.path; binding it would undo the mask).
-        inside = [m for m in masked if _is_under(path, m) and path != m]
-        if inside and not any(_is_under(path, kept) for kept in bound):
-            bound.append(path)
-            args += [*_open_parents(inside[0], path, created), "--ro-bind", path, path]
+    """The worker's bubblewrap command line. The sandbox's root is an empty tmpfs, read-only at the
+    end, onto which only `sandbox_view` is mounted; then every one of `hidden_paths` (held-out data:
+    what the runner was given and every copy heldout.find_copies found) is covered, last, so that
+    nothing above can re-expose it."""
+    view = sandbox_view(home, data_dir)
+    mounts = _Mounts(view.masked)
+    args = [bwrap, *namespace_flags(), "--die-with-parent", "--new-session"]
+    for root in view.system:
+        args += ["--ro-bind", root, root]
+        mounts.outer.append(root)
+    for link, target in view.links:
+        args += ["--symlink", target, link]
+        mounts.made.add(link)
+    args += ["--dev", "/dev", "--proc", "/proc"]
+    if os.path.isdir("/sys"):  # kernel information (CPU topology for torch), not files on disk
+        args += ["--ro-bind", "/sys", "/sys"]
+    inside = [p for p in view.kept if _under_any(p, view.masked)]
+    for path in sorted(set(view.kept) - set(inside), key=len):  # parents first; skip children
+        mounts.bind(path, inner=False)
+    for directory in view.masked:  # mode 0755, owned by root: the job uid cannot write there
+        mounts.parents(directory)
+        mounts.args += ["--tmpfs", directory]
+        mounts.made.add(directory)
+    # Re-expose what lies *inside* a masked dir, never a masked dir itself (a script run from
+    # /tmp puts /tmp on sys.path; binding it would undo the mask).
+    for path in sorted(inside, key=len):
+        mounts.bind(path, inner=True)
     if data_dir is not None:
-        args += ["--ro-bind", str(data_dir), str(data_dir)]
-    args += ["--bind", str(host_root), INSIDE_ROOT]
-    for hidden in hidden_paths:  # last, so that nothing above can re-expose them
+        mounts.args += ["--ro-bind", str(data_dir), str(data_dir)]
+    mounts.args += ["--bind", str(host_root), INSIDE_ROOT]
+    masks: list[str] = []
+    for hidden in hidden_paths:
         for variant in sorted({os.path.abspath(hidden), os.path.realpath(hidden)}):
-            if os.path.isdir(variant):
-                args += ["--tmpfs", variant]
-            elif os.path.lexists(variant):
-                args += ["--ro-bind", "/dev/null", variant]
-    args += ["--clearenv"]
+            if os.path.lexists(variant) and variant not in masks:
+                masks.append(variant)
+    for path in masks:  # last, so that nothing above can re-expose them
+        mounts.mask(path)
+    args += [*mounts.args, "--remount-ro", "/", "--clearenv"]
     for name, value in env.items():
         args += ["--setenv", name, value]
     return [*args, "--chdir", "/", "--", *worker_argv]
+
+
+def heldout_copies(hidden_paths: Sequence[Path | str], data_dir: Path | None,
+                   home: str | None) -> list[str]:
+    """Every copy of held-out data a worker with this view could read: each file under the whole
+    view that has the content of a file under `hidden_paths`, and each directory or file at the
+    place of one of them in *any* Python install (other versions' pydoc_data, another venv's
+    sklearn/datasets/data). The operating system and interpreter part of the view is walked once
+    per process; the data dir every time."""
+    fp = heldout.fingerprint(hidden_paths)
+    if not fp:
+        return []
+    view = sandbox_view(home, data_dir)
+    prune = (*heldout.PSEUDO_FS, *view.masked)
+    data = [str(data_dir)] if data_dir is not None else []
+    static = tuple(heldout.outermost([root for root in view.roots() if root not in data]))
+    found = heldout.find_copies_cached(static, fp, prune) + heldout.find_copies(data, fp, prune)
+    return [*found.dirs, *found.files]

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Literal
 
 from optforge.sandbox.host_worker import WorkerProcess, WorkerSettings
-from optforge.sandbox.isolation import Isolation, choose_isolation, warn_unisolated
+from optforge.sandbox.isolation import (
+    Isolation,
+    choose_isolation,
+    heldout_copies,
+    warn_unisolated,
+)
 from optforge.sandbox.pool import PooledRunner
 from optforge.sandbox.scratch import force_rmtree
 
@@ -28,10 +33,12 @@ class ProcessRunner(PooledRunner):
 
     workers: pool size (default: one per CPU). warmup: "module:function" entries each worker calls
     once with ``data_dir`` before its first job (load data into module globals there). hidden_paths:
-    held-out data, the archive... masked (empty) inside the sandbox. isolation: "auto" uses
-    bubblewrap and raises SandboxUnavailable without it unless allow_unisolated=True; "bwrap"
-    requires it; "none" (needs allow_unisolated=True) runs plain processes. scratch_root: where the
-    per-worker scratch directories live (default: the system temp dir); removed on close().
+    held-out data sources, the archive... masked (empty) inside the sandbox, and with them every
+    copy of held-out data the sandbox could see (same content anywhere, or the same place in any
+    Python install: isolation.heldout_copies). isolation: "auto" uses bubblewrap and raises
+    SandboxUnavailable without it unless allow_unisolated=True; "bwrap" requires it; "none" (needs
+    allow_unisolated=True) runs plain processes. scratch_root: where the per-worker scratch
+    directories live (default: the system temp dir); removed on close().
     """
 
     def __init__(
@@ -53,12 +60,16 @@ class ProcessRunner(PooledRunner):
             raise ValueError(f"workers must be at least 1, got {workers}")
         if data_dir is not None and not Path(data_dir).is_dir():
             raise ValueError(f"data_dir {data_dir} is not a directory")
+        hidden = [Path(p) for p in hidden_paths]
+        if self.isolation == "bwrap":
+            resolved = Path(data_dir).resolve() if data_dir is not None else None
+            hidden += [Path(p) for p in heldout_copies(hidden, resolved, os.environ.get("HOME"))]
         scratch = Path(tempfile.mkdtemp(prefix="optforge-sandbox-", dir=scratch_root))
         os.chmod(scratch, 0o711)  # traversable by the unprivileged job uid
         settings = WorkerSettings(
             isolation=self.isolation, bwrap=shutil.which("bwrap"), warmup=tuple(warmup),
             data_dir=Path(data_dir).resolve() if data_dir is not None else None,
-            hidden_paths=tuple(Path(p) for p in hidden_paths), scratch_root=scratch)
+            hidden_paths=tuple(dict.fromkeys(hidden)), scratch_root=scratch)
         self._start_pool(functools.partial(WorkerProcess, settings),
                          on_shutdown=functools.partial(_remove_scratch, scratch))
 

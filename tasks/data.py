@@ -173,7 +173,13 @@ DATASETS = {
 
 
 def heldout_source_paths() -> list[pathlib.Path]:
-    """Files from which held-out data could be rebuilt; the sandbox hides them from candidates."""
+    """Files from which held-out data could be rebuilt; the sandbox hides them from candidates.
+
+    These name the *sources*; the sandbox hides more than these paths (sandbox/heldout.py): every
+    file with the content of a file under them, and the same place in every Python install it can
+    see (the system's `pydoc_data`, another venv's `sklearn/datasets/data`), so that another
+    copy of the corpus cannot leak the held-out split. A new real-data dataset adds its source here.
+    """
     import sklearn.datasets
 
     return [pathlib.Path(sklearn.datasets.__file__).parent / "data", corpus_path().parent]
