@@ -5,14 +5,17 @@
     until a budget runs out:
         migrate elites around the ring when a generation calls for it
         select parents on the next island -> propose -> store the candidate
-        -> tier 0 (dedupe by behaviour fingerprint) -> tier 1 -> tier 2 for the top of tier 1
-        -> promote it over the incumbent best on a significant paired difference
+        -> tier 0 (dedupe by behaviour fingerprint) -> tier 1
+        -> tier 2 for every current tier-1 leader not yet verified (agent/cascade.py)
+        -> the champion: the best tier-2 score, re-decided whenever a tier-2 result lands
 
 Crash safety comes from the order of writes, each one a transaction: a candidate is stored before
 it is evaluated, each tier's evaluation as it lands, the cascade decision as an event. After a
 SIGKILL, what the archive holds says exactly what is left to do (`_advance`), so no evaluated
-candidate is lost and none is evaluated twice. Budgets count what the archive holds, so work done
-before a resume counts.
+candidate is lost and none is evaluated twice. Which tier-2 evaluations are owed and who is champion
+are pure functions of the archive, so a resume recomputes them rather than trusting a decision a
+killed run may not have written. Budgets count what the archive holds, so work done before a resume
+counts.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from optforge.tasks.baselines import baseline_names, baseline_source
 
 from . import campaign_records as records
 from .baseline_cache import BaselineCache
-from .cascade import challenge, tier2_due
+from .cascade import champion, tier1_leaders, tier2_owed
 from .config import CampaignConfig
 from .evaluation import Evaluation, contract_rejection, evaluate_tasks, run_tier0
 from .progress import Progress
@@ -111,6 +114,8 @@ class Campaign:
             self._seed()
             for candidate in self.store.candidates():
                 self._advance(candidate)
+            self._verify_leaders()  # what a killed run left owed
+            self._crown()  # an archive from before the tier-2 champion rule gets it here
             reason = self._search(rng)
         except KeyboardInterrupt:
             self._event("interrupted", {})
@@ -279,20 +284,15 @@ class Campaign:
             done = self._evaluations(candidate.id)
         if not done[0].passed:
             return
-        if 1 not in done:
-            tier1 = self._tier_tasks(candidate, 1, done[0])
-            done[1] = tier1
+        fresh = 1 not in done
+        if fresh:
+            done[1] = self._tier_tasks(candidate, 1, done[0])
         if not done[1].passed:
             return
-        decided = self._cascade_decision(candidate)
-        if decided is None:
-            decided = self._decide_cascade(candidate, done[1])
-        if decided and 2 not in done:
-            if self._out_of_time():
-                return  # the decision is stored: a resume with more time runs tier 2
-            self._tier_tasks(candidate, 2, done[0])
-        if self._unchallenged(candidate):
-            self._maybe_promote(candidate)
+        if not self._cascade_recorded(candidate):
+            self._record_cascade(candidate)
+        if fresh:  # the tier-1 ranking changed (a resume checks once, after its catch-up)
+            self._verify_leaders()
         self._report()
 
     def _tier0(self, candidate: CandidateRecord) -> bool:
@@ -362,65 +362,88 @@ class Campaign:
         )
         return record
 
-    def _decide_cascade(self, candidate: CandidateRecord, tier1: EvaluationRecord) -> bool:
-        if candidate.proposer == SEED_PROPOSER:
-            due = self.config.cascade.seeds_tier2
-        elif any(e.reused_from for e in self._evaluations(candidate.id).values()):
-            due = False  # its twin already had its chance at tier 2
-        else:
-            scores = [
-                e.score for e in self.store.evaluations(tier=1) if e.passed and e.score is not None
+    def _tier2_owed(self) -> list[str]:
+        """Candidate ids owed a tier-2 evaluation now: seeds that passed tier 1 (when
+        `seeds_tier2`), then the current tier-1 leaders not yet verified, best first."""
+        candidates = self.store.candidates()
+        evaluations = self.store.evaluations(tier=1) + self.store.evaluations(tier=2)
+        tiers: dict[str, dict[int, EvaluationRecord]] = {}
+        for e in evaluations:
+            tiers.setdefault(e.candidate_id, {})[e.tier] = e
+        seeds = []
+        if self.config.cascade.seeds_tier2:
+            seeds = [
+                c.id
+                for c in candidates
+                if c.proposer == SEED_PROPOSER
+                and 1 in tiers.get(c.id, {})
+                and tiers[c.id][1].passed
+                and 2 not in tiers[c.id]
             ]
-            due = tier1.score is not None and tier2_due(tier1.score, scores, self.config.cascade)
-        self._event("cascade", {"candidate_id": candidate.id, "tier2": due})
-        return due
+        new = {c.id for c in candidates if c.proposer != SEED_PROPOSER}
+        return seeds + tier2_owed(evaluations, new, self.config.cascade)
 
-    def _cascade_decision(self, candidate: CandidateRecord) -> bool | None:
-        for event in self.store.events("cascade"):
-            if event.data["candidate_id"] == candidate.id:
-                return bool(event.data["tier2"])
-        return None
+    def _verify_leaders(self) -> None:
+        """Run tier 2 for whatever is owed, one at a time: a leader that fails tier 2 leaves the
+        top k and lets the next one in, so the list is recomputed after each."""
+        while owed := self._tier2_owed():
+            if self._out_of_time():
+                return  # nothing is lost: a resume with more time computes the same list
+            candidate = self.store.candidate(owed[0])
+            assert candidate is not None, "owed ids come from the store"
+            self._tier_tasks(candidate, 2, self._evaluations(candidate.id)[0])
+            self._crown()
 
-    def _unchallenged(self, candidate: CandidateRecord) -> bool:
-        """Whether the candidate has yet to face the current incumbent: its last evaluation landed
-        after the last promotion. A resume re-checks such a candidate (the verdict is deterministic,
-        so one already checked gets the same answer), never an earlier one against a newer
-        incumbent it was not evaluated to face."""
-        champions = self.store.events("champion")
-        if not champions:
-            return True
-        last = max(e.created_at for e in self.store.evaluations(candidate_id=candidate.id))
-        return last >= champions[-1].created_at
+    def _cascade_recorded(self, candidate: CandidateRecord) -> bool:
+        return any(e.data["candidate_id"] == candidate.id for e in self.store.events("cascade"))
 
-    def _maybe_promote(self, candidate: CandidateRecord) -> None:
-        champions = self.store.events("champion")
-        incumbent = champions[-1].data["candidate_id"] if champions else None
-        if incumbent == candidate.id or any(
-            e.data["candidate_id"] == candidate.id for e in champions
-        ):
-            return
-        verdict = challenge(
-            self._evaluations(candidate.id), self._evaluations(incumbent) if incumbent else None
-        )
-        if not verdict.promote:
+    def _record_cascade(self, candidate: CandidateRecord) -> None:
+        """A record, for people, of where the candidate stood on tier 1 when its result landed
+        (`tier2`: in the top k then). Scheduling never reads it back: `_tier2_owed` decides."""
+        if candidate.proposer == SEED_PROPOSER:
+            due, rank = self.config.cascade.seeds_tier2, None
+        else:
+            new = {c.id for c in self.store.candidates() if c.proposer != SEED_PROPOSER}
+            evaluations = self.store.evaluations(tier=1) + self.store.evaluations(tier=2)
+            leaders = tier1_leaders(evaluations, new, self.config.cascade)
+            rank = leaders.index(candidate.id) + 1 if candidate.id in leaders else None
+            due = rank is not None
+        self._event("cascade", {"candidate_id": candidate.id, "tier2": due, "tier1_rank": rank})
+
+    def _crown(self) -> None:
+        """Record a "champion" event when the best tier-2 score among the new candidates
+        (agent/cascade.py `champion`) belongs to another candidate than the last one named."""
+        new = {c.id for c in self.store.candidates() if c.proposer != SEED_PROPOSER}
+        best = champion(self.store.evaluations(tier=2), new)
+        named = self.store.events("champion")
+        previous = named[-1].data["candidate_id"] if named else None
+        if best is None or best.candidate_id == previous:
             return
         self._event(
             "champion",
             {
-                "candidate_id": candidate.id,
-                "previous": incumbent,
-                "tier": verdict.tier,
-                "ratio": verdict.ratio,
-                "ci": list(verdict.ci) if verdict.ci else None,
+                "candidate_id": best.candidate_id,
+                "previous": previous,
+                "tier": 2,
+                "score": best.score,
+                "runner_up": best.runner_up,
+                "ratio": best.ratio,
+                "ci": list(best.ci) if best.ci else None,
+                "significant": best.significant,
             },
         )
-        if incumbent is not None:
-            self.parts.on_log(
-                f"new best: {candidate.id[:8]} {candidate.name}, {verdict.ratio:.3f}x the previous best"
-                f" on tier {verdict.tier} (CI {verdict.ci[0]:.3f}-{verdict.ci[1]:.3f})"
-                if verdict.ci and verdict.ratio
-                else f"new best: {candidate.id[:8]} {candidate.name}"
+        record = self.store.candidate(best.candidate_id)
+        name = record.name if record is not None else ""
+        lead = ""
+        if best.ratio is not None and best.ci is not None:
+            beyond = "beyond seed noise" if best.significant else "within seed noise"
+            lead = (
+                f"; {best.ratio:.3f}x the runner-up {str(best.runner_up)[:8]} "
+                f"(CI {best.ci[0]:.3f}-{best.ci[1]:.3f}, {beyond})"
             )
+        self.parts.on_log(
+            f"champion: {best.candidate_id[:8]} {name}, {best.score:.3f} x tuned AdamW on tier 2{lead}"
+        )
 
     # -- records and reporting ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from optforge.archive import ArchiveStore, EventRecord
 
-from .config import CampaignConfig
+from .config import STORED_CONFIG, CampaignConfig
 
 ARCHIVE_FILE = "archive.sqlite"
 CONFIG_COPY = "campaign.toml"  # the effective config at creation, for people to read
@@ -43,7 +43,7 @@ def config_in_force(created: dict[str, Any], events: Iterable[EventRecord]) -> C
         if event.kind in ("start", "resume"):
             for dotted, value in event.data.get("overrides", {}).items():
                 set_dotted(data, dotted, value)
-    return CampaignConfig.model_validate(data)
+    return CampaignConfig.model_validate(data, context=STORED_CONFIG)  # renamed keys translated
 
 
 def with_overrides(config: CampaignConfig, overrides: dict[str, Any]) -> CampaignConfig:

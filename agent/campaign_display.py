@@ -241,7 +241,8 @@ def _print_report(s: CampaignSummary, out: Console) -> None:
 
 def top_table(s: CampaignSummary) -> Table:
     table = Table(
-        title=f"top {len(s.top)} by rank score (x tuned AdamW; tier 2 where evaluated, else tier 1)"
+        title=f"top {len(s.top)}, x tuned AdamW: verified on tier 2 first (by tier-2 score), then "
+        "tier 1 only (by tier-1 score)"
     )
     for column in ("#", "id", "name", "proposer", "tier", "tier 1 [95% CI]", "tier 2 [95% CI]"):
         table.add_column(column, justify="right" if column in ("#", "tier") else "left")
@@ -250,7 +251,7 @@ def top_table(s: CampaignSummary) -> Table:
     for rank, row in enumerate(s.top, 1):
         table.add_row(*_table_cells(rank, row, row.id == champion))
     if champion in {row.id for row in s.top}:
-        table.caption = "* champion: the incumbent, promoted on a significant paired difference"
+        table.caption = "* champion: the best tier-2 score among the new candidates"
     return table
 
 
@@ -268,13 +269,8 @@ def _table_cells(rank: int, row: CandidateRow, champion: bool) -> tuple[str | Te
 
 
 def report_lines(s: CampaignSummary) -> list[str]:
-    lines = [comparison_text(s)]
-    held_out = held_out_text(s)
-    if held_out:
-        lines.append(held_out)
-    if s.champion is not None:
-        c = s.champion
-        lines.append(f"champion: {c.id[:12]} {c.name}, rank score {score_text(c.score)}")
+    lines = bar_lines(s)
+    lines.append(champion_text(s))
     lines.append(
         f"candidates: {s.done} new, {s.deduplicated} deduplicated (reused an evaluation), "
         f"{s.duplicate_sources} duplicate sources skipped, {s.proposal_failures} failed proposals"
@@ -286,43 +282,77 @@ def report_lines(s: CampaignSummary) -> list[str]:
     return lines
 
 
-def comparison_text(s: CampaignSummary) -> str:
-    """The best new candidate against AdamW (1.0 by construction) and Lion, on the same tier."""
+def bar_lines(s: CampaignSummary) -> list[str]:
+    """The best new candidate against tuned AdamW, then against the best tuned baseline on tier 2
+    (paired seed by seed); one line each, and never a number that was not measured."""
     best = s.best
     if best is None or best.score is None:
-        return "best: no new candidate scored yet (1.0 = as good as tuned AdamW)"
-    tier = 2 if best.tier2_score is not None else 1
-    text = f"best new: {best.score:.3f} x tuned AdamW on tier {tier} ({best.id[:12]} {best.name})"
-    lion = s.baselines.get("lion")
-    if lion is not None:
-        text += f"; Lion: {_baseline_score(lion, tier)}"
-    seeds = [r for r in s.baselines.values() if r.score is not None]
-    top_seed = max(seeds, key=lambda r: r.score or 0.0, default=None)
-    if top_seed is not None and top_seed.score is not None and top_seed.score > best.score:
+        return ["best: no new candidate scored yet (1.0 = as good as tuned AdamW)"]
+    who = f"({best.id[:12]} {best.name})"
+    if best.verified:
+        first = (
+            f"best new: {score_text(best.tier2_score, best.tier2_ci)} x tuned AdamW on held-out "
+            f"tier 2 {who}; tier 1: {score_text(best.tier1_score)}"
+        )
+    else:
+        first = (
+            f"best new: {score_text(best.tier1_score, best.tier1_ci)} x tuned AdamW on tier 1 only, "
+            f"not verified on held-out tier 2 {who}"
+        ) + _seed_on_tier1(s, best)
+    return [first, _baseline_line(s)]
+
+
+def _seed_on_tier1(s: CampaignSummary, best: CandidateRow) -> str:
+    seeds = [r for r in s.baselines.values() if r.tier1_score is not None]
+    top = max(seeds, key=lambda r: r.tier1_score or 0.0, default=None)
+    if top is None or top.tier1_score is None or best.tier1_score is None:
+        return ""
+    if top.tier1_score > best.tier1_score:
         # Say so plainly: a short campaign often ends with every new candidate behind a seed.
-        text += f"; below the best seed, {top_seed.name} ({top_seed.score:.3f})"
-    return text
+        return f"; below the best seed on tier 1, {top.name} ({top.tier1_score:.3f})"
+    return f"; the best seed on tier 1: {top.name} ({top.tier1_score:.3f})"
 
 
-def held_out_text(s: CampaignSummary) -> str | None:
-    """The best candidate verified on the held-out tier, when the best-ranked one is not.
-
-    Tier-1 scores run higher than tier-2 ones, so a tier-1-only candidate often tops the ranking;
-    this names the one a user should usually take (when the best is itself verified, it is this one).
-    """
-    held, best = s.best_held_out, s.best
-    if held is None or best is None or best.tier2_score is not None:
-        return None
-    return (
-        f"best on held-out tier 2: {score_text(held.tier2_score, held.tier2_ci)} x tuned AdamW "
-        f"({held.id[:12]} {held.name}; tier 1 {score_text(held.tier1_score)})"
+def _baseline_line(s: CampaignSummary) -> str:
+    bar = s.bar
+    if bar is None or bar.baseline is None:
+        return (
+            "against the best tuned baseline on tier 2: no baseline was evaluated on tier 2; set "
+            "cascade.seeds_tier2 = true to evaluate the seeds there (minutes each)"
+        )
+    base = bar.baseline
+    head = (
+        f"against the best tuned baseline on tier 2, {base.name} "
+        f"({score_text(base.tier2_score)} x tuned AdamW): "
+    )
+    if bar.candidate is None or not bar.candidate.verified:
+        return head + "no comparison: the best new candidate has no tier-2 result"
+    if bar.ratio is None or bar.ci is None:
+        return head + "no comparison: their tier-2 results cannot be paired (other tasks or seeds)"
+    lo, hi = bar.ci
+    verdict = (
+        "better beyond seed noise"
+        if lo > 1.0
+        else "worse beyond seed noise"
+        if hi < 1.0
+        else "level within seed noise"
+    )
+    return head + (
+        f"{score_text(bar.ratio, bar.ci)} ({base.name}'s held-out loss / the candidate's, paired "
+        f"over {bar.seeds} seeds on {bar.tasks} task{'' if bar.tasks == 1 else 's'}): {verdict}"
     )
 
 
-def _baseline_score(row: CandidateRow, tier: int) -> str:
-    """A baseline's score on `tier`, or on tier 1 (labelled) when it was not evaluated there."""
-    if tier == 2 and row.tier2_score is not None:
-        return f"{row.tier2_score:.3f}"
-    if row.tier1_score is None:
-        return f"not scored ({row.status})"
-    return f"{row.tier1_score:.3f}" + (" on tier 1" if tier == 2 else "")
+def champion_text(s: CampaignSummary) -> str:
+    """Who holds the title (the best tier-2 score among new candidates) and by how much."""
+    c, lead = s.champion, s.champion_lead
+    if c is None or lead is None:
+        return "champion: none yet (no new candidate has passed held-out tier 2)"
+    text = f"champion: {c.id[:12]} {c.name}, {score_text(c.tier2_score, c.tier2_ci)} on tier 2"
+    if lead.runner_up is None:
+        return text + " (the only new candidate verified on tier 2)"
+    runner = f"runner-up {lead.runner_up[:12]} ({score_text(lead.runner_up_score)})"
+    if lead.ratio is None or lead.ci is None:
+        return text + f"; {runner}: their tier-2 results cannot be paired"
+    noise = "beyond seed noise" if lead.significant else "within seed noise: a tie"
+    return text + f"; ahead of the {runner} by {score_text(lead.ratio, lead.ci)}, {noise}"

@@ -29,8 +29,15 @@ from .review_display import print_diff, print_lineage, print_ls, print_show
 
 
 def add_review_commands(sub: argparse._SubParsersAction) -> None:
-    ls = _command(sub, "ls", "candidates ranked by the archive's score (safe while it runs)")
+    ls = _command(sub, "ls", "candidates ranked, verified on tier 2 first (safe while it runs)")
     ls.add_argument("--top", type=int, help="show only the best N (after filters)")
+    ls.add_argument(
+        "--by",
+        choices=("tier2", "tier1"),
+        default="tier2",
+        help="tier2 (default): verified on held-out tier 2 first, by tier-2 score, then tier-1-only "
+        "ones by tier-1 score; tier1: by the tier-1 (screen) score alone",
+    )
     ls.add_argument("--kind", choices=KINDS, help="only candidates of this kind")
     ls.add_argument("--status", help="only this status (ok, failed_tier0, diverged, pending, ...)")
     ls.set_defaults(handler=cmd_ls)
@@ -76,11 +83,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         raise ReviewError(f"--top must be at least 1, got {args.top}")
     with opened(args.dir) as store:
         view = read_view(store)
-    chosen = listed(view, args.top, args.kind, args.status)
+    chosen = listed(view, args.top, args.kind, args.status, args.by)
     if args.json:
-        _print_json([row_json(rank, row) for rank, row in chosen])
+        _print_json([row_json(rank, row, args.by) for rank, row in chosen])
     else:
-        print_ls(chosen, len(view.rows))
+        print_ls(chosen, len(view.rows), args.by)
     return 0
 
 

@@ -21,11 +21,13 @@ from optforge.archive import (
     EvaluationRecord,
     candidate_id,
 )
-from optforge.archive.export import RUNTIME_ROOTS, render_export
+from optforge.archive.export import RUNTIME_ROOTS, BaselineComparison, render_export
 from optforge.archive.export_source import emit_definitions
 from optforge.tasks import adapters, contracts
 
 from .campaign_dir import archive_path
+from .cascade import best_baseline
+from .summary import SEED_PROPOSER
 
 
 class ExportError(ValueError):
@@ -60,6 +62,29 @@ def archived_candidate(
     return record, evaluations
 
 
+def baseline_comparison(
+    directory: pathlib.Path, record: CandidateRecord, evaluations: list[EvaluationRecord]
+) -> BaselineComparison:
+    """`record` (its `evaluations`) against the campaign's best tuned baseline on tier 2 (another
+    one, when `record` is itself a baseline)."""
+    with ArchiveStore.open(archive_path(directory)) as store:
+        seeds = {
+            c.id: c.name
+            for c in store.candidates()
+            if c.proposer == SEED_PROPOSER and c.id != record.id
+        }
+        tier2 = store.evaluations(tier=2)
+    mine = next((e for e in evaluations if e.tier == 2 and e.passed), None)
+    baseline, comparison = best_baseline(mine, [e for e in tier2 if e.candidate_id in seeds])
+    if baseline is None:
+        return BaselineComparison(None)
+    name = seeds[baseline.candidate_id]
+    if comparison is None or mine is None:
+        return BaselineComparison(name, baseline.score)
+    ratio, ci = comparison
+    return BaselineComparison(name, baseline.score, ratio, ci, mine.seeds, len(mine.tasks))
+
+
 def default_filename(record: CandidateRecord) -> str:
     """`<name>_<id8>.py`, the name made an importable module name."""
     stem = re.sub(r"\W", "_", record.name.lower(), flags=re.ASCII).strip("_") or record.kind
@@ -87,6 +112,7 @@ def export_candidate(
         module=output.stem,
         runtime=runtime_source(record.kind),
         exported_at=datetime.now(UTC),
+        baseline=baseline_comparison(directory, record, evaluations),
     )
     _write(output, text, force)
     return record, output

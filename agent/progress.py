@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Best:
-    """The campaign's incumbent: promoted only on a significant paired difference."""
+    """The campaign's best new candidate, verified first: the champion (the best tier-2 score) once
+    one is verified on tier 2, else the tier-1 leader (`tier` says which)."""
 
     id: str
     name: str

@@ -13,7 +13,7 @@ import math
 
 from optforge.archive import ArchiveStore
 
-from .campaign_display import comparison_text, report_lines, score_text, state_text
+from .campaign_display import bar_lines, report_lines, score_text, state_text
 from .report_data import (
     LION,
     CurvePanel,
@@ -32,7 +32,6 @@ from .review import (
     idea_of,
     latest_batching,
     lineage,
-    ranking_ci,
     read_view,
     unified_diff,
 )
@@ -54,15 +53,16 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 
 .charts svg { width: 540px; height: auto; }
 table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
-td:nth-child(4) { white-space: nowrap; }
 /* The top table keeps to the page width: fixed columns, long names wrap, and each candidate's
    code, change and diff sit in a full-width row under it, where an opened one scrolls sideways
    instead of widening the page (mutants' names and lines run long). */
 table.top { width: 100%; table-layout: fixed; }
 table.top td, table.top th { overflow-wrap: anywhere; }
 table.top th:nth-child(1) { width: 3%; } table.top th:nth-child(2) { width: 12%; }
-table.top th:nth-child(4) { width: 16%; } table.top th:nth-child(5) { width: 4%; }
-table.top th:nth-child(6) { width: 9%; } table.top th:nth-child(7) { width: 8%; }
+table.top th:nth-child(4) { width: 15%; } table.top th:nth-child(5) { width: 15%; }
+table.top th:nth-child(6) { width: 4%; } table.top th:nth-child(7) { width: 9%; }
+table.top th:nth-child(8) { width: 8%; }
+table.top td:nth-child(4), table.top td:nth-child(5) { white-space: nowrap; }
 tr.more td { border-top: none; padding-bottom: 8px; }
 tr.more details { display: inline-block; margin-right: 2em; }
 tr.more details[open] { display: block; }
@@ -111,14 +111,17 @@ def _note(text: str) -> str:
 
 def _header(summary: CampaignSummary, view: ArchiveView) -> str:
     made = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    bar = bar_lines(summary)
     lines = [
         f"{summary.done}/{summary.budget} new candidates (+{summary.n_seeds} seeds), proposer "
         f"{summary.proposer or '?'}; state: {state_text(summary)}",
-        *report_lines(summary),
-        f"report made {made}; scores are x tuned AdamW (1.0 = as good; tier 2 = held out)",
+        *(line for line in report_lines(summary) if line not in bar),
+        f"report made {made}; scores are x tuned AdamW (its final held-out loss over the "
+        "candidate's: 1.0 = as good, above 1 better; tier 2 = held out); rankings put candidates "
+        "verified on tier 2 first",
     ]
-    return "".join(f"<p>{e(line)}</p>" for line in lines if line != comparison_text(summary)) + (
-        f"<p><strong>{e(comparison_text(summary))}</strong></p>"
+    return "".join(f"<p><strong>{e(line)}</strong></p>" for line in bar) + "".join(
+        f"<p>{e(line)}</p>" for line in lines
     )
 
 
@@ -140,9 +143,9 @@ def _best_chart(view: ArchiveView) -> str:
     ]
     return line_chart(
         series,
-        title="best score so far, by island of birth",
+        title="best tier-1 score so far, by island of birth",
         x_label="candidates stored (seeds first)",
-        y_label="best score (x tuned AdamW)",
+        y_label="best tier-1 score (x tuned AdamW)",
         step=True,
     )
 
@@ -153,12 +156,12 @@ def _score_histogram(view: ArchiveView) -> str:
         return _note("no new candidate has a score yet")
     markers = [("AdamW", 1.0)]
     lion = seed_row(view, LION)
-    if lion is not None and lion.score is not None:
-        markers.append(("Lion", lion.score))
+    if lion is not None and lion.tier1_score is not None:
+        markers.append(("Lion", lion.tier1_score))
     return histogram(
         scores,
-        title=f"scores of the {len(scores)} scored new candidates",
-        x_label="score (x tuned AdamW)",
+        title=f"tier-1 scores of the {len(scores)} scored new candidates",
+        x_label="tier-1 score (x tuned AdamW)",
         markers=markers,
     )
 
@@ -185,7 +188,7 @@ def _curves(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
     parts = [
         _note(
             "mean held-out metric over seeds at each of the checkpoints, each at its own best "
-            "learning rate; tier 2 are the held-out tasks (only the top of tier 1 runs them)"
+            "learning rate; tier 2 are the held-out tasks (the tier-1 leaders run them)"
         )
     ]
     for tier, what in ((2, "held-out tasks"), (1, "the screen")):
@@ -247,7 +250,8 @@ def _top_table(view: ArchiveView, rows: list[CandidateRow]) -> str:
             "#",
             "id",
             "name",
-            "score [95% CI]",
+            "tier 2 (held out) [95% CI]",
+            "tier 1 [95% CI]",
             "tier",
             "status",
             "proposer",
@@ -264,7 +268,8 @@ def _top_row(view: ArchiveView, rank: int, row: CandidateRow) -> str:
         str(rank),
         f"<code>{e(row.id[:12])}</code>",
         e(name),
-        e(score_text(row.score, ranking_ci(row))),
+        e(score_text(row.tier2_score, row.tier2_ci)),
+        e(score_text(row.tier1_score, row.tier1_ci)),
         str(row.tier) if row.tier >= 0 else "-",
         f"<span{status_class}>{e(row.status)}</span>",
         e(row.proposer),
@@ -313,7 +318,8 @@ def _tree_item(node: LineageNode) -> str:
     status = "" if r.status == "ok" else f' <span class="bad">{e(r.status)}</span>'
     repeat = ' <span class="note">(ancestry shown above)</span>' if node.repeat else ""
     label = (
-        f"<code>{e(r.id[:12])}</code> {e(r.name)} {e(score_text(r.score))}{status} "
+        f"<code>{e(r.id[:12])}</code> {e(r.name)} {e(score_text(r.score))}"
+        f"{e(f' (tier {r.score_tier})' if r.score_tier else '')}{status} "
         f'<span class="note">{e(r.proposer)}, generation {r.generation}</span>{repeat}'
     )
     parents = "".join(_tree_item(p) for p in node.parents)

@@ -17,23 +17,28 @@ LION = "lion"  # the seed the report draws next to AdamW (Lion came from a progr
 
 
 def best_by_island(view: ArchiveView) -> dict[str, list[tuple[float, float]]]:
-    """The running best rank score of all candidates ("all") and of each island ("island N", by
+    """The running best tier-1 score of all candidates ("all") and of each island ("island N", by
     island of birth): one point per candidate stored (x: its 1-based index), from the first
-    scored candidate on."""
+    scored candidate on. Tier 1, which every scored candidate has: a running best over rank scores
+    would mix tier-2 scores with the higher-running tier-1 ones."""
     best: dict[str, float] = {}
     points: dict[str, list[tuple[float, float]]] = {}
     for index, row in enumerate(view.rows.values(), 1):
+        score = row.tier1_score
         for key in (f"island {row.island}", "all"):
-            if row.score is not None and row.score > best.get(key, float("-inf")):
-                best[key] = row.score
+            if score is not None and score > best.get(key, float("-inf")):
+                best[key] = score
             if key in best:
                 points.setdefault(key, []).append((float(index), best[key]))
     return dict(sorted(points.items(), key=lambda item: (item[0] != "all", item[0])))
 
 
 def new_scores(view: ArchiveView) -> list[float]:
-    """Rank scores of the scored candidates the campaign made (seeds excluded)."""
-    return [r.score for r in view.rows.values() if not r.is_seed and r.score is not None]
+    """Tier-1 scores of the scored candidates the campaign made (seeds excluded): one scale for
+    all of them (only the tier-1 leaders have tier-2 scores)."""
+    return [
+        r.tier1_score for r in view.rows.values() if not r.is_seed and r.tier1_score is not None
+    ]
 
 
 def seed_row(view: ArchiveView, name: str) -> CandidateRow | None:

@@ -27,7 +27,7 @@ from optforge.archive import (
 )
 
 from .campaign_dir import archive_path
-from .summary import CandidateRow, candidate_row, ranked_rows
+from .summary import CandidateRow, RankBy, candidate_row, ranked_rows
 
 LLM_PROPOSER_PREFIX = "llm"  # CandidateRecord.proposer of LLM candidates: "llm:<model>"
 
@@ -48,8 +48,9 @@ class ArchiveView:
     llm_calls: tuple[LLMCallRecord, ...] = ()
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id -> child ids
 
-    def ranked(self) -> list[CandidateRow]:
-        return ranked_rows(self.rows.values())
+    def ranked(self, by: RankBy = "tier2") -> list[CandidateRow]:
+        """Verified on tier 2 first ("tier2", the archive's ranking), or by tier 1 alone."""
+        return ranked_rows(self.rows.values(), by)
 
     def seeds(self) -> list[CandidateRow]:
         return [r for r in self.rows.values() if r.is_seed]
@@ -117,17 +118,19 @@ def resolve(store: ArchiveStore, prefix: str) -> CandidateRecord:
 
 
 def ranking_ci(row: CandidateRow) -> tuple[float, float] | None:
-    """The CI of the score the archive ranks by: tier 2's where it was evaluated, else tier 1's."""
-    if row.score is None:
-        return None
-    return row.tier2_ci if row.tier == 2 else row.tier1_ci
+    """The CI of the score the archive ranks by: tier 2's where it passed, else tier 1's."""
+    return row.score_ci
 
 
 def listed(
-    view: ArchiveView, top: int | None = None, kind: str | None = None, status: str | None = None
+    view: ArchiveView,
+    top: int | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    by: RankBy = "tier2",
 ) -> list[tuple[int, CandidateRow]]:
     """(rank, row) best first; the rank is over the whole archive, so filters keep it."""
-    ranked = list(enumerate(view.ranked(), 1))
+    ranked = list(enumerate(view.ranked(by), 1))
     chosen = [
         (rank, r)
         for rank, r in ranked
@@ -136,18 +139,23 @@ def listed(
     return chosen if top is None else chosen[: max(top, 0)]
 
 
-def row_json(rank: int, row: CandidateRow) -> dict[str, Any]:
+def row_json(rank: int, row: CandidateRow, by: RankBy = "tier2") -> dict[str, Any]:
     return {
         "rank": rank,
+        "ranked_by": by,
         "id": row.id,
         "name": row.name,
         "kind": row.kind,
-        "score": row.score,
+        "score": row.score,  # the archive's: tier 2's where it passed (`verified`), else tier 1's
         "score_ci": list(ci) if (ci := ranking_ci(row)) else None,
+        "score_tier": row.score_tier,
+        "verified": row.verified,
         "tier": row.tier,
         "status": row.status,
         "tier1_score": row.tier1_score,
+        "tier1_ci": list(row.tier1_ci) if row.tier1_ci else None,
         "tier2_score": row.tier2_score,
+        "tier2_ci": list(row.tier2_ci) if row.tier2_ci else None,
         "island": row.island,
         "generation": row.generation,
         "proposer": row.proposer,
@@ -335,6 +343,7 @@ def lineage_json(node: LineageNode) -> dict[str, Any]:
         "id": node.row.id,
         "name": node.row.name,
         "score": node.row.score,
+        "score_tier": node.row.score_tier,
         "status": node.row.status,
         "tier": node.row.tier,
         "proposer": node.row.proposer,

@@ -28,7 +28,7 @@ from .review import (
     idea_of,
     ranking_ci,
 )
-from .summary import CandidateRow
+from .summary import CandidateRow, RankBy
 
 _GOOD = ("ok", "pending")
 
@@ -41,6 +41,13 @@ def _short(ids: Sequence[str]) -> str:
     return ", ".join(i[:12] for i in ids) or "-"
 
 
+def _first(ids: Sequence[str]) -> str:
+    """The first parent, and how many more (`show` lists them all): room for the name in `ls`."""
+    if not ids:
+        return "-"
+    return ids[0][:12] + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
+
+
 def _plain(out: Console, line: str) -> None:
     out.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -48,40 +55,55 @@ def _plain(out: Console, line: str) -> None:
 # -- ls -----------------------------------------------------------------------------------------
 
 
+# What each ranking means, for the table's title.
+RANK_WORDS = {
+    "tier2": "verified on tier 2 first (by tier-2 score), then tier 1 only",
+    "tier1": "by tier-1 (screen) score alone",
+}
+
+
 def print_ls(
-    listed: Sequence[tuple[int, CandidateRow]], total: int, out: Console | None = None
+    listed: Sequence[tuple[int, CandidateRow]],
+    total: int,
+    by: RankBy = "tier2",
+    out: Console | None = None,
 ) -> None:
     out = out or default_console()
     if not listed:
         _plain(out, "no candidates match" if total else "the archive holds no candidates yet")
         return
     table = Table(
-        title=f"{len(listed)} of {total} candidates by rank score "
-        "(x tuned AdamW; tier 2 where evaluated, else tier 1)"
+        title=f"{len(listed)} of {total} candidates, {RANK_WORDS[by]} (scores x tuned AdamW; "
+        "tier 2 = held out)"
     )
     for column in (
         "#",
         "id",
         "name",
-        "score [95% CI]",
-        "tier",
+        "tier 2 [95% CI]",
+        "tier 1 [95% CI]",
         "status",
         "island",
         "proposer",
         "parent",
     ):
-        table.add_column(column, justify="right" if column in ("#", "tier", "island") else "left")
+        # Ids and scores keep to one line; a long name gives way first.
+        table.add_column(
+            column,
+            justify="right" if column in ("#", "island") else "left",
+            no_wrap=column != "name",
+        )
     for rank, row in listed:
         table.add_row(
             str(rank),
             row.id[:12],
             Text(row.name, overflow="ellipsis"),
-            score_text(row.score, ranking_ci(row)),
-            str(row.tier) if row.tier >= 0 else "-",
-            _status(row.status),
+            score_text(row.tier2_score, row.tier2_ci),
+            score_text(row.tier1_score, row.tier1_ci),
+            _status(row.status),  # the tier it failed at: the first score column without a score
             str(row.island),
             row.proposer,
-            _short(row.parent_ids),
+            _first(row.parent_ids),
         )
     out.print(table)
 
@@ -130,8 +152,9 @@ def _facts(
     facts = [
         (
             "score",
-            f"{score_text(row.score, ranking_ci(row))} x tuned AdamW "
-            f"(rank {rank} of {len(view.rows)}; {tier}, {row.status})",
+            f"{score_text(row.score, ranking_ci(row))} x tuned AdamW"
+            + (f" on tier {row.score_tier}" if row.score_tier else "")
+            + f" (rank {rank} of {len(view.rows)}, verified first; {tier}, {row.status})",
         ),
         (
             "kind",
@@ -142,7 +165,7 @@ def _facts(
         (label, idea or "not recorded (the proposer stated none)"),
         (
             "parents",
-            ", ".join(f"{p.id[:12]} {p.name} ({score_text(p.score)})" for p in parents) or "none",
+            ", ".join(f"{p.id[:12]} {p.name} {_tiered(p)}" for p in parents) or "none",
         ),
         ("children", _short(view.children.get(candidate.id, ()))),
     ]
@@ -188,6 +211,11 @@ def _print_evaluation(out: Console, e: EvaluationRecord) -> None:
             cells.append(Text(first_line(t.get("error")) or "", overflow="fold"))
         table.add_row(*cells)
     out.print(table)
+
+
+def _tiered(row: CandidateRow) -> str:
+    """A row's score with the tier it comes from: "1.031 (tier 2)"; "-" when unscored."""
+    return f"{score_text(row.score)} (tier {row.score_tier})" if row.score_tier else "-"
 
 
 def _number(value: float | None) -> str:
@@ -247,7 +275,7 @@ def _grow(tree: Tree, node: LineageNode) -> None:
 
 def _node_label(node: LineageNode) -> Text:
     r = node.row
-    label = Text(f"{r.id[:12]} {r.name}  {score_text(r.score)}  ")
+    label = Text(f"{r.id[:12]} {r.name}  {_tiered(r)}  ")
     label.append(r.status, style="" if r.status in _GOOD else "red")
     label.append(f"  {r.proposer}, gen {r.generation}, island {r.island}")
     if node.repeat:

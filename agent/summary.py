@@ -3,6 +3,13 @@
 Pure reads of an `ArchiveStore`, no writes: `optforge status` runs this while a campaign writes
 (WAL lets another process read), and the campaign runs it once more for its end-of-run report.
 Rendering lives in agent/campaign_display.py.
+
+Rankings are verified-first (`ranked_rows`, archive `rank_key`): candidates verified on held-out
+tier 2, by their tier-2 score, above tier-1-only ones, by their tier-1 score (tier-1 scores run
+higher, so mixing the two would put unverified screen winners above the verified best). The
+champion is agent/cascade.py's rule, computed from the records (so an archive made under an older
+rule shows the champion by this one), and the bar (`Bar`) puts the best new candidate against tuned
+AdamW and against the best tuned baseline on tier 2, paired seed by seed.
 """
 
 from __future__ import annotations
@@ -12,17 +19,19 @@ import pathlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from optforge.archive import (
     ArchiveStore,
     CandidateRecord,
     EvaluationRecord,
     EventRecord,
+    rank_key,
     rank_score,
 )
 
 from .campaign_dir import config_in_force
+from .cascade import Champion, best_baseline, champion
 from .progress import Best, Progress
 
 SEED_PROPOSER = "seed"  # CandidateRecord.proposer of the bundled baselines
@@ -49,6 +58,41 @@ class CandidateRow:
     reused_from: str | None  # the candidate whose evaluation it reused (same tier-0 fingerprint)
     is_seed: bool
 
+    @property
+    def verified(self) -> bool:
+        """Passed held-out tier 2: `score` is its tier-2 score, and it ranks first."""
+        return self.tier2_score is not None
+
+    @property
+    def score_tier(self) -> int | None:
+        """The tier `score` comes from (None when unscored)."""
+        if self.score is None:
+            return None
+        return 2 if self.verified else 1
+
+    @property
+    def score_ci(self) -> tuple[float, float] | None:
+        """The CI of `score`: tier 2's where verified, else tier 1's."""
+        if self.score is None:
+            return None
+        return self.tier2_ci if self.verified else self.tier1_ci
+
+
+@dataclass(frozen=True)
+class Bar:
+    """The best new candidate against tuned AdamW (its score) and against the best tuned baseline
+    (the seed with the best tier-2 score), both on held-out tier 2."""
+
+    candidate: CandidateRow | None  # the best new candidate (verified first); None: none scored
+    baseline: CandidateRow | None  # None when no seed has a tier-2 score (cascade.seeds_tier2 off)
+    # Paired over seeds and tasks: the baseline's held-out finals over the candidate's, geometric
+    # mean over tasks (> 1: the candidate is better), with its 95% bootstrap CI. None when either is
+    # missing or the two cannot be paired (other task versions or seeds).
+    ratio: float | None = None
+    ci: tuple[float, float] | None = None
+    seeds: int = 0  # seeds per task in the comparison
+    tasks: int = 0
+
 
 @dataclass(frozen=True)
 class CampaignSummary:
@@ -65,13 +109,14 @@ class CampaignSummary:
     llm_calls: int
     llm_errors: int
     llm_cost_usd: float
-    champion: CandidateRow | None  # the incumbent named by the last "champion" event
-    top: tuple[CandidateRow, ...]  # best rank score first, seeds included
+    champion: CandidateRow | None  # the best new candidate on tier 2 (agent/cascade.py `champion`)
+    top: tuple[CandidateRow, ...]  # verified first (see `ranked_rows`), seeds included
     baselines: dict[str, CandidateRow] = field(default_factory=dict)  # seed name -> row
     stopped_reason: str | None = None  # None: no stop recorded after the last start/resume
     elapsed_s: float = 0.0  # over all runs, resumes included
     best: CandidateRow | None = None  # the best-ranked non-seed candidate with a score
-    best_held_out: CandidateRow | None = None  # the non-seed candidate best on tier 2
+    champion_lead: Champion | None = None  # the champion's tier-2 score and lead over the next
+    bar: Bar | None = None  # None before any new candidate has a score
 
     @property
     def budget_exhausted(self) -> bool:
@@ -118,9 +163,19 @@ def candidate_row(
     )
 
 
-def ranked_rows(candidate_rows: Iterable[CandidateRow]) -> list[CandidateRow]:
-    """Best rank score first, unscored last; ties keep storage order (sorted is stable)."""
-    return sorted(candidate_rows, key=lambda r: -r.score if r.score is not None else math.inf)
+RankBy = Literal["tier2", "tier1"]
+
+
+def ranked_rows(candidate_rows: Iterable[CandidateRow], by: RankBy = "tier2") -> list[CandidateRow]:
+    """Best first, unscored last; ties keep storage order (sorted is stable).
+
+    "tier2" (the archive's ranking): verified on tier 2 first, by tier-2 score, then tier-1-only
+    ones by tier-1 score. "tier1": by tier-1 score alone (the screen's view)."""
+    if by == "tier1":
+        return sorted(
+            candidate_rows, key=lambda r: -r.tier1_score if r.tier1_score is not None else math.inf
+        )
+    return sorted(candidate_rows, key=lambda r: rank_key(r.verified, r.score))
 
 
 def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
@@ -130,6 +185,8 @@ def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
     new = [r for r in all_rows if not r.is_seed]
     seeds = [r for r in all_rows if r.is_seed]
     ranked = ranked_rows(all_rows)
+    best = next((r for r in ranked if not r.is_seed and r.score is not None), None)
+    lead = champion(evaluations, {r.id for r in new})
     counts = store.counts()
     config = store.config()
     return CampaignSummary(
@@ -146,19 +203,34 @@ def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
         llm_calls=counts.llm_calls,
         llm_errors=counts.llm_errors,
         llm_cost_usd=counts.llm_cost_usd,
-        champion=_champion(events, all_rows),
+        champion=next((r for r in new if lead is not None and r.id == lead.candidate_id), None),
         top=tuple(ranked[: max(top, 0)]),
         baselines={r.name: r for r in seeds},
         stopped_reason=_stopped_reason(events),
         elapsed_s=elapsed_s(events, _times(candidates, evaluations, store.llm_calls(), events)),
-        best=next((r for r in ranked if not r.is_seed and r.score is not None), None),
-        best_held_out=_best_held_out(new),
+        best=best,
+        champion_lead=lead,
+        bar=_bar(best, seeds, evaluations),
     )
 
 
-def _best_held_out(new: Sequence[CandidateRow]) -> CandidateRow | None:
-    verified = [r for r in new if r.tier2_score is not None]
-    return max(verified, key=lambda r: r.tier2_score or 0.0, default=None)
+def _bar(
+    best: CandidateRow | None,
+    seeds: Sequence[CandidateRow],
+    evaluations: Sequence[EvaluationRecord],
+) -> Bar | None:
+    """`best` against the seed with the best tier-2 score (agent/cascade.py `best_baseline`)."""
+    if best is None:
+        return None
+    seed_ids = {r.id for r in seeds}
+    tier2 = [e for e in evaluations if e.tier == 2]
+    mine = next((e for e in tier2 if e.candidate_id == best.id and e.passed), None)
+    baseline, comparison = best_baseline(mine, [e for e in tier2 if e.candidate_id in seed_ids])
+    row = next((r for r in seeds if baseline is not None and r.id == baseline.candidate_id), None)
+    if comparison is None or mine is None:
+        return Bar(best, row)
+    ratio, ci = comparison
+    return Bar(best, row, ratio, ci, mine.seeds, len(mine.tasks))
 
 
 def _budget(config: dict[str, Any], events: Sequence[EventRecord]) -> int:
@@ -169,15 +241,6 @@ def _budget(config: dict[str, Any], events: Sequence[EventRecord]) -> int:
 def _proposer(events: Sequence[EventRecord]) -> str:
     starts = [e for e in events if e.kind in RUN_STARTS]
     return str(starts[-1].data.get("proposer", "")) if starts else ""
-
-
-def _champion(
-    events: Sequence[EventRecord], candidate_rows: Sequence[CandidateRow]
-) -> CandidateRow | None:
-    named = [e.data.get("candidate_id") for e in events if e.kind == "champion"]
-    if not named:
-        return None
-    return next((r for r in candidate_rows if r.id == named[-1]), None)
 
 
 def _stopped_reason(events: Sequence[EventRecord]) -> str | None:
@@ -219,12 +282,10 @@ def progress_of(
     eta_s: float | None,
 ) -> Progress:
     """The display's snapshot of a running campaign: the archive's counts plus the loop's clock."""
-    champion = summary.champion
+    top = summary.best  # the champion once one is verified on tier 2, else the tier-1 leader
     best = None
-    if champion is not None and champion.score is not None:
-        held_out = champion.tier2_score is not None
-        ci = champion.tier2_ci if held_out else champion.tier1_ci
-        best = Best(champion.id, champion.name, champion.score, ci, 2 if held_out else 1)
+    if top is not None and top.score is not None and top.score_tier is not None:
+        best = Best(top.id, top.name, top.score, top.score_ci, top.score_tier)
     return Progress(
         archive=summary.archive,
         kind=summary.kind,

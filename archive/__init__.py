@@ -61,12 +61,14 @@ from .selection import (
     plan_migration,
     prompt_history,
     prompt_score,
+    rank_key,
     rank_score,
     ranked,
     sample_inspirations,
     sample_parents,
     significantly_better,
     softmax_choice,
+    verified,
 )
 from .store import ArchiveCounts, ArchiveStore
 
@@ -114,6 +116,7 @@ __all__ = [
     "plan_migration",
     "prompt_history",
     "prompt_score",
+    "rank_key",
     "rank_score",
     "ranked",
     "sample_inspirations",
@@ -121,4 +124,5 @@ __all__ = [
     "seed_islands",
     "significantly_better",
     "softmax_choice",
+    "verified",
 ]

@@ -41,6 +41,23 @@ PUBLIC_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class BaselineComparison:
+    """The exported candidate against its campaign's best tuned baseline on tier 2, for the header.
+
+    Computed by the agent (the archive does not import the scoring code): `name` is None when no
+    baseline was evaluated on tier 2; `ratio` is the baseline's held-out finals over the candidate's
+    (geometric mean over tasks, > 1: the candidate is better) paired seed by seed, with its 95% CI,
+    None when the candidate has no tier-2 result or the two do not pair."""
+
+    name: str | None
+    score: float | None = None  # the baseline's own tier-2 score (x tuned AdamW)
+    ratio: float | None = None
+    ci: tuple[float, float] | None = None
+    seeds: int = 0
+    tasks: int = 0
+
+
 class ExportIntegrityError(ValueError):
     """An exported file is not one `optforge export` wrote, or its candidate code was edited."""
 
@@ -70,8 +87,10 @@ def render_export(
     module: str,
     runtime: Emitted,
     exported_at: datetime,
+    baseline: BaselineComparison | None = None,
 ) -> str:
-    """The exported module's text; `runtime` = emit_definitions(adapter modules, RUNTIME_ROOTS[kind])."""
+    """The exported module's text; `runtime` = emit_definitions(adapter modules, RUNTIME_ROOTS[kind]);
+    `baseline`, when given, adds the comparison with the best tuned baseline to the header."""
     if candidate.kind not in RUNTIME_ROOTS:
         raise ValueError(
             f"cannot export a {candidate.kind!r} candidate: kinds {', '.join(RUNTIME_ROOTS)}"
@@ -80,7 +99,7 @@ def render_export(
     prefix = "PROVENANCE = "
     provenance_text = pprint.pformat(provenance, width=96, sort_dicts=False)
     header = [
-        _docstring(provenance, module),
+        _docstring(provenance, module, baseline),
         "from __future__ import annotations",
         runtime.imports,
     ]
@@ -162,7 +181,7 @@ def _plain(text: object) -> str:
     return " ".join(printable.split()).replace("\\", "/").replace('"""', "'''")
 
 
-def _docstring(p: dict[str, Any], module: str) -> str:
+def _docstring(p: dict[str, Any], module: str, baseline: BaselineComparison | None = None) -> str:
     lines = [
         f"{_plain(p['name'])}: {'an' if p['kind'][0] in 'aeiou' else 'a'} {p['kind']} discovered by optforge, exported with its provenance.",
         "",
@@ -179,6 +198,8 @@ def _docstring(p: dict[str, Any], module: str) -> str:
     ]
     for tier, label in ((1, "tier 1 (screen)"), (2, "tier 2 (held out)")):
         lines += _tier_lines(label, p["evaluations"].get(f"tier{tier}"))
+    if baseline is not None:
+        lines += ["", *_baseline_lines(baseline)]
     lines += ["", "Usage:", *(f"    {line}" for line in _usage(p["kind"], module))]
     return '"""' + "\n".join(lines).rstrip() + '\n"""'
 
@@ -205,6 +226,25 @@ def _tier_lines(label: str, e: dict[str, Any] | None) -> list[str]:
             f"    {_plain(name)}: {_score(t['score'], t['score_ci'])}, {lrs}, {t['status']}"
         )
     return lines
+
+
+def _baseline_lines(b: BaselineComparison) -> list[str]:
+    head = "Against the best tuned baseline on tier 2 (held out), paired seed by seed:"
+    if b.name is None:
+        return [
+            head,
+            "  no baseline was evaluated on tier 2 in this campaign (cascade.seeds_tier2 = true",
+            "  evaluates the bundled baselines there)",
+        ]
+    who = f"{_plain(b.name)} ({_score(b.score, None)} x tuned AdamW)"
+    if b.ratio is None:
+        return [head, f"  {who}: no comparison (no tier-2 result here, or the two do not pair)"]
+    return [
+        head,
+        f"  {who}: {_score(b.ratio, b.ci)}",
+        f"  ({_plain(b.name)}'s final held-out metric / this candidate's, geometric mean over",
+        f"  {b.tasks} task{'' if b.tasks == 1 else 's'}, {b.seeds} seeds each; >1 is better)",
+    ]
 
 
 def _score(score: float | None, ci: Sequence[float] | None) -> str:

@@ -5,13 +5,17 @@ calls `build_population`, samples, and writes what it decided (candidates, migra
 
 Two scores per member, on purpose:
   - `score`, the archive's ranking: the tier-2 (held-out) score where a tier-2 evaluation exists,
-    else the tier-1 score. Tier-2 and tier-1 scores are both speed-ups over tuned AdamW (1.0 = as
-    good), so they share a scale. A failed tier-2 evaluation leaves the member unranked (None) rather
-    than falling back to tier 1: a candidate that breaks on held-out tasks is not an elite.
+    else the tier-1 score. Both are loss ratios against tuned AdamW (1.0 = as good), but tier-1
+    scores run higher than tier-2 ones (the screen is easier to win than held-out tasks), so they do
+    not share a scale: ranking is verified-first (`rank_key`): every member verified on tier 2
+    (`verified`), by its tier-2 score, above every tier-1-only member, by its tier-1 score. A failed
+    tier-2 evaluation leaves the member unranked (None) rather than falling back to tier 1: a
+    candidate that breaks on held-out tasks is not an elite.
   - `prompt_score`, always tier 1. It is the only score a prompt may show: held-out (tier-2) data
     must never flow into prompts (DESIGN.md, principle 9), so the agent builds ParentInfo from it.
-Selection uses `score`, so the held-out tier steers which parents are picked, but its numbers stay
-out of the text the proposer sees.
+Selection uses `score`, so the held-out tier steers which parents are picked (the MAP-Elites cells,
+the softmax, migration and inspirations all put verified members first), but its numbers stay out
+of the text the proposer sees.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ class SelectionParams:
     migration_interval: int = 5  # generations between ring migrations
     # The chance a parent is drawn by softmax over scores; otherwise uniform over the grid's elites.
     exploitation: float = 0.7
-    # Scores are speed-ups near 1.0 that differ by ~0.05-0.5 between candidates: at 0.1, a candidate
-    # 0.1 better is e times as likely to be picked. 0 picks the best (greedy).
+    # Scores are loss ratios against tuned AdamW near 1.0 that differ by ~0.05-0.5 between
+    # candidates: at 0.1, a candidate 0.1 better is e times as likely to be picked. 0 picks the best.
     temperature: float = 0.1
     inspirations: int = 3
     memory_bins: int = 5  # 0, 1, 2, 3, 4+ state tensors per parameter
@@ -64,6 +68,7 @@ class Member:
     memory: float  # state tensors per parameter (descriptor)
     code_size: int  # normalized source length (descriptor)
     since: int  # generation from which it lives on this island
+    verified: bool = False  # passed tier 2: `score` is its held-out score (ranked first)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,18 @@ def rank_score(evaluations: Iterable[EvaluationRecord]) -> float | None:
     by_tier = {e.tier: e for e in evaluations}
     decisive = by_tier.get(2) or by_tier.get(1)
     return decisive.score if decisive is not None and decisive.passed else None
+
+
+def verified(evaluations: Iterable[EvaluationRecord]) -> bool:
+    """Whether a candidate passed tier 2 with a score: its ranking score is then held out."""
+    return any(e.tier == 2 and e.passed and e.score is not None for e in evaluations)
+
+
+def rank_key(verified: bool, score: float | None) -> tuple[int, float]:
+    """Sort key, best first: verified (tier-2) scores above tier-1-only ones, unscored last."""
+    if score is None:
+        return (2, 0.0)
+    return (0 if verified else 1, -score)
 
 
 def prompt_score(evaluations: Iterable[EvaluationRecord]) -> float | None:
@@ -137,20 +154,22 @@ def build_members(
                 memory,
                 code_size(by_id[cid].source),
                 since,
+                verified(own),
             )
         )
     return members
 
 
 def elites(members: Iterable[Member], params: SelectionParams) -> dict[Cell, Member]:
-    """MAP-Elites: the best-scoring member per cell; on a tie the incumbent (earlier) stays."""
+    """MAP-Elites: the best member per cell, verified first (`rank_key`); on a tie the incumbent
+    (earlier) stays."""
     grid: dict[Cell, Member] = {}
     for m in members:
         if m.score is None:
             continue
         key = cell(m, params)
         best = grid.get(key)
-        if best is None or m.score > _score(best):
+        if best is None or _key(m) < _key(best):
             grid[key] = m
     return grid
 
@@ -170,8 +189,9 @@ def build_population(members: Sequence[Member], params: SelectionParams) -> Popu
 
 
 def ranked(members: Iterable[Member]) -> list[Member]:
-    """Scored members best first, one per candidate (a migrant counts once); ties keep order."""
-    return sorted(_first_per_candidate(m for m in members if m.score is not None), key=_descending)
+    """Scored members best first (verified first), one per candidate (a migrant counts once); ties
+    keep order."""
+    return sorted(_first_per_candidate(m for m in members if m.score is not None), key=_key)
 
 
 def prompt_history(members: Iterable[Member], limit: int) -> list[Member]:
@@ -192,8 +212,8 @@ def _score(member: Member) -> float:
     return member.score if member.score is not None else -math.inf
 
 
-def _descending(member: Member) -> float:
-    return -_score(member)
+def _key(member: Member) -> tuple[int, float]:
+    return rank_key(member.verified, member.score)
 
 
 # -- sampling ---------------------------------------------------------------------------------
@@ -205,7 +225,11 @@ def sample_parents(
     """Up to `k` distinct parents from `island`, each drawn by exploitation (softmax over scores,
     probability `params.exploitation`) or exploration (uniform over the grid's elites).
 
-    Before anything on the island is scored (seeds still being evaluated), any member will do."""
+    Verified first: exploitation's softmax runs over the island's members verified on tier 2 (their
+    held-out scores) while any is left to choose, else over the tier-1-only ones; the two kinds of
+    score are not on one scale (see the module docstring). Exploration keeps every cell's elite,
+    verified or not, in play. Before anything on the island is scored (seeds still being
+    evaluated), any member will do."""
     if not island.members:
         raise ValueError(f"island {island.index} has no members: seed every island first")
     scored = [m for m in island.members if m.score is not None]
@@ -220,11 +244,13 @@ def sample_parents(
             chosen.append(rng.choice(fresh_elites))
             continue
         # Exploitation, or exploration with every elite already taken (e.g. a second parent when
-        # the island fills one cell): softmax over the scored members not yet chosen.
+        # the island fills one cell): softmax over the scored members not yet chosen, verified
+        # ones while any is left.
         fresh = [m for m in scored if m.candidate_id not in taken]
         if not fresh:
             break
-        chosen.append(softmax_choice(fresh, params.temperature, rng))
+        fresh_verified = [m for m in fresh if m.verified]
+        chosen.append(softmax_choice(fresh_verified or fresh, params.temperature, rng))
     return tuple(chosen)
 
 

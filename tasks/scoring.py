@@ -147,7 +147,10 @@ def paired_ratio(
     """How much better `challenger` is than `incumbent`: the geometric mean over tasks of
     incumbent_final / challenger_final (> 1: challenger better), with a bootstrap CI that resamples
     seeds jointly within each task. Both hold one array of per-seed finals per task, same seeds in
-    the same order (every candidate trains on the same seeds: the comparison is paired)."""
+    the same order (every candidate trains on the same seeds: the comparison is paired). Each
+    task's ratio is clipped as the aggregate clips it (`aggregate`), so a comparison can never
+    hinge on one task that the score itself caps."""
+    bound = math.log(AGGREGATE_CLIP)
     if len(challenger) != len(incumbent) or not challenger:
         raise ValueError("paired_ratio needs the same, non-empty list of tasks on both sides")
     rng = np.random.default_rng(seed)
@@ -156,9 +159,9 @@ def paired_ratio(
         if cand.shape != inc.shape:
             raise ValueError(f"per-seed finals differ in shape: {cand.shape} vs {inc.shape}")
         resamples = rng.integers(0, len(cand), size=(BOOTSTRAP_SAMPLES, len(cand)))
-        logs.append(np.log(loss_ratio(float(cand.mean()), float(inc.mean()))))
+        logs.append(np.clip(np.log(loss_ratio(float(cand.mean()), float(inc.mean()))), -bound, bound))
         boot = [loss_ratio(float(cand[i].mean()), float(inc[i].mean())) for i in resamples]
-        boot_logs.append(np.log(np.array(boot)))
+        boot_logs.append(np.clip(np.log(np.array(boot)), -bound, bound))
     ratio = float(np.exp(np.mean(logs)))
     return ratio, _percentile_ci(np.exp(np.stack(boot_logs).mean(0)))
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.proxy import tasks_for
+from optforge.tasks.scoring import AGGREGATE_CLIP
 
 from ..prompts import render
 from ..proposers.base import ParentInfo, ProposalRequest, TaskFeedback
@@ -66,7 +67,8 @@ def system_prompt(kind: str) -> str:
         render("example", name=name, source=baseline_source(kind, name).strip("\n"))
         for name in EXAMPLES[kind]
     )
-    return render(f"{kind}_system", tasks=tasks, examples=examples)
+    # The clip is substituted from the scorer, so the prompt cannot drift from what is computed.
+    return render(f"{kind}_system", tasks=tasks, examples=examples, clip=f"{AGGREGATE_CLIP:g}")
 
 
 def user_prompt(request: ProposalRequest, mode: Mode, history_size: int) -> str:

@@ -19,7 +19,7 @@ class TaskFeedback:
 
     task: str
     status: str  # "ok", "diverged", "error", ...
-    score: float | None  # speed-up vs tuned AdamW (1.0 = as good)
+    score: float | None  # tier-1 score: loss ratio vs tuned AdamW (1.0 = as good, above is better)
     error: str | None = None  # first error line, e.g. "training loss became non-finite at step 40"
     curve: tuple[float, ...] = ()  # mean held-out metric at the checkpoints (tier 1 only)
     reference_curve: tuple[float, ...] = ()  # tuned AdamW's, same checkpoints

@@ -58,7 +58,7 @@ islands = {ISLANDS}
 migration_interval = 2
 
 [cascade]
-tier2_fraction = 0.0
+tier2_top_k = 0
 
 [evaluation]
 seeds = {{1 = 1, 2 = 1}}

@@ -11,14 +11,14 @@ from rich.console import Console
 
 from optforge.agent.campaign_display import (
     LiveDisplay,
-    comparison_text,
+    bar_lines,
     print_status,
     print_summary,
 )
 from optforge.agent.progress import Best, Progress
 from optforge.agent.summary import summarize
 from optforge.archive import ArchiveStore, EventRecord
-from tests.agent.test_summary import build_campaign
+from tests.agent.test_summary import build_campaign, build_verified_campaign
 
 BEST = Best("3fa9c2e1aaaa" + "0" * 52, "adam_tanh", 1.072, (1.03, 1.11), 1)
 
@@ -107,23 +107,30 @@ def summary_store(tmp_path):
         yield store, ids
 
 
-def test_summary_lists_top_candidates_and_compares_the_best_with_adamw_and_lion(summary_store):
+def test_summary_ranks_verified_first_and_gives_the_best_against_adamw(summary_store):
     store, ids = summary_store
     console, out = _console()
     print_summary(summarize(store, top=5), console)
     text = out.getvalue()
     assert "tier 1 [95% CI]" in text and "tier 2 [95% CI]" in text
-    assert ids["tier2_drop"][:12] in text and "0.950 [0.900, 1.000]" in text
+    assert "verified on tier 2 first (by tier-2 score), then tier 1 only" in text
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    assert ids["tier2_drop"][:12] in rows[0] and "0.950 [0.900, 1.000]" in rows[0]
     assert ids["late"][:12] not in text  # only the top 5 rows
-    best = f"best new: 1.050 x tuned AdamW on tier 1 ({ids['steady'][:12]} steady); Lion: 0.909"
-    assert best in text
-    # The best-ranked candidate is tier-1-only: the one verified on held-out tasks is named too.
-    held_out = (
-        f"best on held-out tier 2: 0.950 [0.900, 1.000] x tuned AdamW "
-        f"({ids['tier2_drop'][:12]} tier2_drop; tier 1 1.300)"
+    best = (
+        f"best new: 0.950 [0.900, 1.000] x tuned AdamW on held-out tier 2 "
+        f"({ids['tier2_drop'][:12]} tier2_drop); tier 1: 1.300"
     )
-    assert held_out in text
-    assert "steady *" in text  # the champion is marked
+    assert best in text
+    assert (
+        "against the best tuned baseline on tier 2: no baseline was evaluated on tier 2; set "
+        "cascade.seeds_tier2 = true to evaluate the seeds there (minutes each)"
+    ) in text
+    assert "tier2_drop *" in text  # the champion is marked
+    assert (
+        f"champion: {ids['tier2_drop'][:12]} tier2_drop, 0.950 [0.900, 1.000] on tier 2 "
+        "(the only new candidate verified on tier 2)"
+    ) in text
     assert "1 deduplicated" in text and "2 duplicate sources" in text
     assert "outcomes: ok 3, diverged 1, failed_tier0 1, pending 1" in text
     assert "llm: 2 calls, 1 errors, $0.2500" in text
@@ -131,26 +138,45 @@ def test_summary_lists_top_candidates_and_compares_the_best_with_adamw_and_lion(
     assert max(len(line) for line in text.splitlines()) <= 160 and "\x1b" not in text
 
 
-def test_no_held_out_line_when_the_best_ranked_candidate_is_itself_verified(summary_store):
+def test_the_bar_against_the_best_tuned_baseline_is_paired_with_its_ci(tmp_path):
+    path = tmp_path / "run" / "archive.sqlite"
+    path.parent.mkdir()
+    ids = build_verified_campaign(path)
+    with ArchiveStore.open(path) as store:
+        s = summarize(store)
+    first, second = bar_lines(s)
+    assert first.startswith("best new: 1.110 [1.100, 1.120] x tuned AdamW on held-out tier 2")
+    assert second.startswith("against the best tuned baseline on tier 2, lion (1.050 x tuned AdamW): 1.0")
+    assert second.endswith(
+        "(lion's held-out loss / the candidate's, paired over 4 seeds on 3 tasks): "
+        "better beyond seed noise"
+    )
+    console, out = _console()
+    print_summary(s, console)
+    assert f"ahead of the runner-up {ids['worse'][:12]} (0.980) by 1.1" in out.getvalue()
+    assert "beyond seed noise" in out.getvalue()
+
+
+def test_an_unverified_best_gets_no_tier_2_number(summary_store):
     store, ids = summary_store
     summary = summarize(store)
-    assert summary.best_held_out is not None and summary.best_held_out.id == ids["tier2_drop"]
-    verified_best = dataclasses.replace(summary, best=summary.best_held_out)
-    console, out = _console()
-    print_summary(verified_best, console)
-    text = out.getvalue()
-    assert "best new: 0.950 x tuned AdamW on tier 2" in text
-    assert "best on held-out tier 2" not in text
+    assert summary.best is not None
+    unverified = dataclasses.replace(summary.best, tier=1, score=1.3, tier2_score=None, tier2_ci=None)
+    first, _ = bar_lines(dataclasses.replace(summary, best=unverified))
+    assert first.startswith("best new: 1.300 [1.200, 1.400] x tuned AdamW on tier 1 only, not verified")
+    assert first.endswith("; the best seed on tier 1: adamw (1.000)")
 
 
 def test_a_best_new_candidate_behind_a_seed_is_called_out(summary_store):
     store, _ = summary_store
     summary = summarize(store)
     assert summary.best is not None
-    behind = dataclasses.replace(summary.best, score=0.62, tier1_score=0.62)
-    text = comparison_text(dataclasses.replace(summary, best=behind))
-    assert text.startswith("best new: 0.620 x tuned AdamW")
-    assert text.endswith("below the best seed, adamw (1.000)")
+    behind = dataclasses.replace(
+        summary.best, score=0.62, tier1_score=0.62, tier1_ci=None, tier2_score=None, tier2_ci=None
+    )
+    first, _ = bar_lines(dataclasses.replace(summary, best=behind))
+    assert first.startswith("best new: 0.620 x tuned AdamW on tier 1 only")
+    assert first.endswith("below the best seed on tier 1, adamw (1.000)")
 
 
 def test_status_says_how_the_campaign_ended_and_how_to_resume(summary_store):

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from optforge.agent.campaign_dir import config_in_force, with_overrides
 from optforge.agent.config import (
     BudgetConfig,
     CampaignConfig,
@@ -137,6 +138,27 @@ def test_wrong_type_names_the_dotted_location(tmp_path):
 def test_every_problem_is_listed_on_one_line(tmp_path):
     message = _error(tmp_path, 'kind = "optimiser"\n[evaluation.sweep]\npoints = 0\n')
     assert "kind:" in message and "evaluation.sweep.points:" in message and "; " in message
+
+
+def test_the_replaced_tier2_fraction_says_what_to_write_instead(tmp_path):
+    message = _error(tmp_path, "[cascade]\ntier2_fraction = 0.1\n")
+    assert "tier2_fraction was replaced by tier2_top_k" in message
+    assert "tier2_top_k = 5" in message and "0 turns tier 2 off" in message
+
+
+def test_a_stored_config_with_tier2_fraction_still_opens_and_translates(tmp_path):
+    # An archive made before tier2_top_k stored its config with the old key (`optforge status`
+    # and `resume` read it through config_in_force); 0 kept tier 2 off.
+    stored = CampaignConfig().model_dump(mode="json")
+    del stored["cascade"]["tier2_top_k"]
+    stored["cascade"]["tier2_fraction"] = 0.02
+    assert config_in_force(stored, []).cascade.tier2_top_k == CascadeConfig().tier2_top_k
+    stored["cascade"]["tier2_fraction"] = 0.0
+    config = config_in_force(stored, [])
+    assert config.cascade.tier2_top_k == 0
+    assert "tier2_fraction" not in config_to_toml(config)  # what a resume writes back is current
+    # A resume validates the config in force again, with its overrides, without the context.
+    assert with_overrides(config, {"budget.max_candidates": 7}).cascade.tier2_top_k == 0
 
 
 def test_toml_syntax_error_gives_line_and_column(tmp_path):

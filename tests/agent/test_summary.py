@@ -6,6 +6,7 @@ import pathlib
 from collections import Counter
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from optforge.agent.config import CampaignConfig
@@ -113,12 +114,20 @@ def test_rows_report_the_deepest_tier_reached_in_storage_order(archive):
     assert by_name["adamw"].is_seed and not by_name["steady"].is_seed
 
 
-def test_ranking_uses_tier_two_where_evaluated_and_puts_unscored_last(archive):
+def test_ranking_is_verified_first_and_puts_unscored_last(archive):
     store, _ = archive
     names = [r.name for r in ranked_rows(rows(store))]
-    # steady and twin tie at 1.05 and keep storage order; tier2_drop's 1.3 on tier 1 does not count.
-    assert names[:5] == ["steady", "twin", "adamw", "tier2_drop", "lion"]
+    # tier2_drop's held-out 0.95 ranks above every tier-1-only score (they run higher); steady and
+    # twin tie at 1.05 and keep storage order; blowup failed tier 2, so it is unranked.
+    assert names[:5] == ["tier2_drop", "steady", "twin", "adamw", "lion"]
     assert set(names[5:]) == {"broken", "blowup", "late"}
+
+
+def test_ranking_by_tier_1_ignores_tier_2(archive):
+    store, _ = archive
+    names = [r.name for r in ranked_rows(rows(store), by="tier1")]
+    assert names[:6] == ["blowup", "tier2_drop", "steady", "twin", "adamw", "lion"]
+    assert set(names[6:]) == {"broken", "late"}
 
 
 def test_summarize_counts_outcomes_dedupes_failures_and_llm_use(archive):
@@ -128,16 +137,20 @@ def test_summarize_counts_outcomes_dedupes_failures_and_llm_use(archive):
     assert s.statuses == Counter({"ok": 3, "failed_tier0": 1, "diverged": 1, "pending": 1})
     assert (s.deduplicated, s.duplicate_sources, s.proposal_failures) == (1, 2, 1)
     assert (s.llm_calls, s.llm_errors, s.llm_cost_usd) == (2, 1, pytest.approx(0.25))
-    assert [r.name for r in s.top] == ["steady", "twin", "adamw"]
+    assert [r.name for r in s.top] == ["tier2_drop", "steady", "twin"]
     assert set(s.baselines) == {"adamw", "lion"} and s.baselines["lion"].score == 0.909
-    assert s.best is not None and s.best.id == ids["steady"]
+    assert s.best is not None and s.best.id == ids["tier2_drop"] and s.best.verified
+    assert s.bar is not None and s.bar.baseline is None  # no seed was evaluated on tier 2
     assert s.archive == store.path and not s.budget_exhausted
 
 
-def test_champion_is_the_one_named_by_the_last_champion_event(archive):
+def test_champion_is_the_best_on_tier_2_whatever_an_older_rule_recorded(archive):
     store, ids = archive
-    champion = summarize(store).champion
-    assert champion is not None and champion.id == ids["steady"]
+    # The archive's last "champion" event (written under the rule before issue 13) names steady,
+    # which was never verified on tier 2: the summary applies the tier-2 rule to the records.
+    s = summarize(store)
+    assert s.champion is not None and s.champion.id == ids["tier2_drop"]
+    assert s.champion_lead is not None and s.champion_lead.runner_up is None
 
 
 def test_elapsed_adds_up_each_run_up_to_its_last_record(archive):
@@ -169,3 +182,74 @@ def test_an_empty_archive_summarizes_without_scores(tmp_path):
         s = summarize(store)
     assert (s.done, s.n_seeds, s.proposer, s.budget) == (0, 0, "", 200)
     assert (s.champion, s.best, s.top, s.stopped_reason, s.elapsed_s) == (None, None, (), None, 0.0)
+
+
+# -- the bar: the best against tuned AdamW and against the best tuned baseline, on tier 2 -------
+
+
+def _finals_eval(cid: str, tier: int, score: float, scale: float, at: float, seed: int):
+    rng = np.random.default_rng(seed)
+    tasks = tuple(
+        {
+            "name": n,
+            "status": "ok",
+            "seed_finals": list(scale * (1 + 0.01 * rng.standard_normal(4))),
+        }
+        for n in ("a", "b", "c")
+    )
+    versions = {"a": "v1", "b": "v1", "c": "v1"}
+    return EvaluationRecord(
+        cid, tier, "ok", score=score, score_ci=(score - 0.01, score + 0.01), tasks=tasks, seeds=4,
+        task_versions=versions, created_at=at,
+    )  # fmt: skip
+
+
+def build_verified_campaign(path: pathlib.Path, seeds_tier2: bool = True) -> dict[str, str]:
+    """Seeds adamw and lion (on tier 2 when `seeds_tier2`), and three new candidates, two of them
+    verified on tier 2 (per-seed finals: `paired` vs `lion` is 0.95 / 0.9 = 1.056)."""
+    config = CampaignConfig().model_dump(mode="json")
+    ids: dict[str, str] = {}
+    with ArchiveStore.create(path, config) as store:
+        store.add_event(EventRecord("start", {"proposer": "mutate"}, created_at=1.0))
+        plan = [  # name, proposer, tier-1 score, (tier-2 score, final scale) or None
+            ("adamw", "seed", 1.0, (1.0, 1.0) if seeds_tier2 else None),
+            ("lion", "seed", 1.05, (1.05, 0.95) if seeds_tier2 else None),
+            ("screen_star", "mutate", 1.5, None),  # the tier-1 leader, never verified
+            ("paired", "mutate", 1.2, (1.11, 0.9)),
+            ("worse", "mutate", 1.3, (0.98, 1.02)),
+        ]
+        for i, (name, proposer, tier1, tier2) in enumerate(plan):
+            record = _candidate(name, 10.0 + i, proposer)
+            store.add_candidate(record)
+            ids[name] = record.id
+            store.add_evaluation(
+                _eval(record.id, 1, 20.0 + i, tier1, ci=(tier1 - 0.02, tier1 + 0.02))
+            )
+            if tier2 is not None:
+                store.add_evaluation(
+                    _finals_eval(record.id, 2, tier2[0], tier2[1], 30.0 + i, seed=i)
+                )
+    return ids
+
+
+def test_the_bar_pairs_the_best_with_the_best_tuned_baseline_on_tier_2(tmp_path):
+    ids = build_verified_campaign(tmp_path / "a.sqlite")
+    with ArchiveStore.open(tmp_path / "a.sqlite") as store:
+        s = summarize(store)
+    assert [r.name for r in s.top[:3]] == ["paired", "lion", "adamw"]  # verified first
+    assert s.best is not None and s.best.id == ids["paired"]
+    assert s.champion is not None and s.champion.id == ids["paired"]
+    lead = s.champion_lead
+    assert lead is not None and lead.runner_up == ids["worse"] and lead.significant
+    bar = s.bar
+    assert bar is not None and bar.baseline is not None and bar.baseline.name == "lion"
+    assert bar.ratio == pytest.approx(0.95 / 0.9, rel=0.01)
+    assert bar.ci is not None and 1.0 < bar.ci[0] < bar.ratio < bar.ci[1]
+    assert (bar.seeds, bar.tasks) == (4, 3)
+
+
+def test_the_bar_has_no_number_when_no_baseline_ran_tier_2(tmp_path):
+    build_verified_campaign(tmp_path / "a.sqlite", seeds_tier2=False)
+    with ArchiveStore.open(tmp_path / "a.sqlite") as store:
+        s = summarize(store)
+    assert s.bar is not None and s.bar.baseline is None and s.bar.ratio is None

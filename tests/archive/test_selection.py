@@ -32,6 +32,7 @@ from optforge.archive import (
     plan_migration,
     prompt_history,
     prompt_score,
+    rank_key,
     rank_score,
     ranked,
     sample_inspirations,
@@ -39,6 +40,7 @@ from optforge.archive import (
     seed_islands,
     significantly_better,
     softmax_choice,
+    verified,
 )
 from tests.archive.factories import candidate, evaluation
 
@@ -325,6 +327,53 @@ def test_ranking_prefers_tier2_but_prompts_only_ever_see_tier1() -> None:
     assert (rank_score([tier1, tier2]), prompt_score([tier1, tier2])) == (0.9, 1.4)
     assert (rank_score([tier1, failed2]), prompt_score([tier1, failed2])) == (None, 1.4)
     assert rank_score([evaluation("c", tier=0, score=None)]) is None
+
+
+def _verified(i: int, score: float, island: int = 0, memory: float = 0) -> Member:
+    return Member(f"v{i}", island, score, 2.0, memory, 200, 0, verified=True)
+
+
+def test_verified_members_rank_above_tier1_only_ones_whatever_their_scores() -> None:
+    tier1, tier2 = evaluation("c", tier=1, score=1.4), evaluation("c", tier=2, score=0.9)
+    failed2 = evaluation("c", tier=2, score=None, status="diverged")
+    assert verified([tier1, tier2]) and not verified([tier1]) and not verified([tier1, failed2])
+    assert rank_key(True, 0.9) < rank_key(False, 1.4) < rank_key(False, 1.0) < rank_key(True, None)
+    screen_star, held_out = member(1, 1.6), _verified(2, 0.97)
+    assert [m.candidate_id for m in ranked([screen_star, held_out])] == ["v2", "id1"]
+    # MAP-Elites: in a shared cell the verified member is the elite.
+    assert elites([screen_star, held_out], PARAMS)[cell(held_out, PARAMS)] is held_out
+    # Migration sends an island's verified best, not its unverified tier-1 leader.
+    population = build_population([screen_star, held_out], SelectionParams(n_islands=2))
+    (move,) = plan_migration(population, generation=5)
+    assert move.candidate_id == "v2"
+
+
+def test_build_members_marks_candidates_that_passed_tier_2() -> None:
+    a, b = candidate(1), candidate(2)
+    evals = [
+        evaluation(a.id, tier=1, score=1.5),
+        evaluation(b.id, tier=1, score=1.1),
+        evaluation(b.id, tier=2, score=0.98),
+    ]
+    by_id = {m.candidate_id: m for m in build_members([a, b], evals, [])}
+    assert (by_id[a.id].verified, by_id[a.id].score) == (False, 1.5)
+    assert (by_id[b.id].verified, by_id[b.id].score, by_id[b.id].prompt_score) == (True, 0.98, 1.1)
+
+
+def test_exploitation_draws_verified_members_first() -> None:
+    island = Island(
+        0,
+        (member(1, 1.9), member(2, 1.8), _verified(3, 0.95), _verified(4, 0.9, memory=1)),
+        {},
+    )
+    greedy = SelectionParams(exploitation=1.0, temperature=0.1)
+    rng = random.Random(7)
+    picks = [sample_parents(island, rng, greedy)[0].candidate_id for _ in range(200)]
+    assert set(picks) == {"v3", "v4"}  # never the higher-scoring tier-1-only members
+    assert picks.count("v3") > picks.count("v4")  # softmax over the held-out scores
+    # A second parent once every verified member is taken: the tier-1-only ones, by softmax.
+    two = sample_parents(Island(0, (member(1, 1.9), _verified(3, 0.95)), {}), rng, greedy, k=2)
+    assert [m.candidate_id for m in two] == ["v3", "id1"]
 
 
 def test_prompt_history_sorts_by_tier1_and_lists_each_candidate_once() -> None:

@@ -49,6 +49,12 @@ def test_the_header_records_provenance_scores_and_learning_rates(campaign, tmp_p
         "learning-rate sweep: 0.00025, 0.001, 0.004, 0.016",
         "mlp_digits: 1.100 [95% CI 1.050, 1.150], best lr 0.004 (AdamW 0.001), ok",
         "from lion_export import DiscoveredOptimizer",
+        # Against the best other tuned baseline on tier 2, paired seed by seed (0.3/0.95 over
+        # 0.3/1.05 on every seed of the fixture: 1.105 with no spread).
+        "Against the best tuned baseline on tier 2 (held out), paired seed by seed:\n"
+        "  adamw (0.950 x tuned AdamW): 1.105 [95% CI 1.105, 1.105]\n"
+        "  (adamw's final held-out metric / this candidate's, geometric mean over\n"
+        "  1 task, 4 seeds each; >1 is better)",
     ):
         assert expected in header, expected
     exported = read_export(text, str(out))
@@ -56,6 +62,17 @@ def test_the_header_records_provenance_scores_and_learning_rates(campaign, tmp_p
     tier2 = exported.provenance["evaluations"]["tier2"]
     assert tier2["tasks"]["mlp_digits_wide"]["lr"] == 4e-3 and tier2["code_commit"] == COMMIT
     assert exported.provenance == import_file(out).PROVENANCE
+
+
+def test_the_header_says_when_no_baseline_ran_tier_2(tmp_path):
+    directory = tmp_path / "runs" / "one"
+    lion = make_campaign(directory, "optimizer", ["lion"])["lion"]
+    out = tmp_path / "lion_export.py"
+    assert main(["export", str(directory), lion.id[:10], "-o", str(out)]) == 0
+    header = ast.get_docstring(ast.parse(out.read_text())) or ""
+    assert (
+        "no baseline was evaluated on tier 2 in this campaign (cascade.seeds_tier2 = true" in header
+    )
 
 
 def test_export_refuses_to_overwrite_unless_forced(campaign, tmp_path, capsys):

@@ -109,7 +109,7 @@ def campaign_config(
         kind="loss",
         proposer="llm",
         budget=budget,
-        cascade=CascadeConfig(tier2_fraction=0.0),
+        cascade=CascadeConfig(tier2_top_k=0),
         evaluation=EVALUATION,
         llm=LLMConfig.model_validate({**fields, **llm}),
     )
@@ -347,7 +347,7 @@ def test_cli_run_with_the_llm_proposer_then_status(
     monkeypatch.setenv("OPTFORGE_LLM_BASE_URL", chat_server.base_url)
     monkeypatch.setenv("OPTFORGE_LLM_API_KEY", FAKE_KEY)
     config = CampaignConfig(
-        cascade=CascadeConfig(tier2_fraction=0.0),
+        cascade=CascadeConfig(tier2_top_k=0),
         evaluation=EVALUATION,
         llm=LLMConfig(
             timeout_s=TIMEOUT_S,

@@ -18,6 +18,7 @@ from optforge.agent.llm.prompting import build_messages, code_excerpt, repair_me
 from optforge.agent.prompts import template
 from optforge.tasks.contracts import KINDS
 from optforge.tasks.proxy import tasks_for
+from optforge.tasks.scoring import AGGREGATE_CLIP
 
 from .samples import (
     GOOD_SOURCE,
@@ -118,3 +119,22 @@ def test_every_kind_has_a_system_and_a_user_template():
         assert template(f"{kind}_system").template and template(f"{kind}_user").template
     with pytest.raises(ValueError, match="no prompt template 'nope'"):
         template("nope")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_system_prompt_describes_the_score_as_it_is_computed(kind):
+    # The score is a loss (or error) ratio against tuned AdamW, aggregated with a per-task clip
+    # that comes from the scorer itself (tasks/scoring.py), not a speed-up read off the curves.
+    request = {"optimizer": optimizer_request, "loss": loss_request, "schedule": schedule_request}[
+        kind
+    ]()
+    system = build_messages(request, "rewrite", HISTORY_SIZE)[0].content
+    assert f"clipped to between 1/{AGGREGATE_CLIP:g} and {AGGREGATE_CLIP:g}" in system
+    assert "1.25 a 20% lower held-out" in system and "ratio" in system
+    assert "one fixed grid of powers of two" in system
+
+
+def test_no_prompt_calls_the_score_a_speed_up():
+    for case in CASES:
+        text = transcript(CASES[case]()).lower()
+        assert not re.search(r"speed-?up|faster than the reference|half the steps", text), case

@@ -54,8 +54,8 @@ def test_every_chart_is_inline_svg_with_drawn_elements(page):
     charts = SVG.findall(page)
     titles = [re.search(r"<title>(.*?)</title>", c).group(1) for c in charts]  # type: ignore[union-attr]
     assert titles[:3] == [
-        "best score so far, by island of birth",
-        "scores of the 5 scored new candidates",
+        "best tier-1 score so far, by island of birth",
+        "tier-1 scores of the 5 scored new candidates",
         "outcomes by status (cumulative)",
     ]
     assert "char_transformer (tier 2)" in titles  # held-out curves of the tier-2 candidate
@@ -77,7 +77,7 @@ def test_curves_compare_the_top_candidates_with_adamw_and_lion(page):
 def test_the_top_table_has_code_and_a_diff_against_the_parent(page, built):
     table = page[page.index('<table class="top">') : page.index("</table>")]
     ids = re.findall(r"<td><code>([0-9a-f]{12})</code></td>", table)
-    order = ["cross", "llm_idea", "mutant", "adamw", "crisscross", "xss"]
+    order = ["llm_idea", "cross", "mutant", "adamw", "crisscross", "xss"]  # verified first
     assert ids == [built.ids[name][:12] for name in order]
     assert "<summary>diff against llm_idea</summary>" in table
     assert (
@@ -96,10 +96,27 @@ def test_the_top_table_has_code_and_a_diff_against_the_parent(page, built):
 
 
 def test_the_lineage_of_the_best_reaches_its_seeds(page, built):
+    # The best is the one verified on tier 2 (llm_idea), not cross, which leads tier 1 only.
     section = page[page.index("Lineage of the best new candidate") :]
     section = section[: section.index("</section>")]
-    for name in ("cross", "llm_idea", "mutant", "adamw", "lion"):
+    assert section.index(built.ids["llm_idea"][:12]) < section.index(built.ids["adamw"][:12])
+    for name in ("llm_idea", "adamw"):
         assert f"<code>{built.ids[name][:12]}</code> {name}" in section
+    assert built.ids["cross"][:12] not in section
+
+
+def test_the_header_gives_the_best_against_adamw_and_the_baselines_on_tier_2(page, built):
+    header = page[: page.index("<section>")]
+    best = (
+        "<p><strong>best new: 1.100 [1.045, 1.155] x tuned AdamW on held-out tier 2 "
+        f"({built.ids['llm_idea'][:12]} llm_idea); tier 1: 1.200</strong></p>"
+    )
+    assert best in header
+    assert (
+        "<p><strong>against the best tuned baseline on tier 2: no baseline was evaluated on tier 2; "
+        "set cascade.seeds_tier2 = true to evaluate the seeds there (minutes each)</strong></p>"
+    ) in header
+    assert f"champion: {built.ids['llm_idea'][:12]} llm_idea, 1.100 [1.045, 1.155] on tier 2" in header
 
 
 def test_archive_text_is_escaped_and_nothing_is_fetched(page):

@@ -22,7 +22,9 @@ from optforge.agent.review_display import print_diff, print_show
 
 from .conftest import LLM_IDEA, LOOP_NOTE, XSS_NAME, Built, sha256
 
-RANKED = ["cross", "llm_idea", "mutant", "adamw", "crisscross", "xss", "lion", "sgd"]
+# Verified on tier 2 first: llm_idea's held-out 1.10 ranks above cross's tier-1-only 1.30.
+RANKED = ["llm_idea", "cross", "mutant", "adamw", "crisscross", "xss", "lion", "sgd"]
+BY_TIER1 = ["cross", "llm_idea", "mutant", "adamw", "crisscross", "xss", "lion", "sgd"]
 UNSCORED = ["broken", "diverger", "pending"]  # in the order stored
 
 
@@ -46,24 +48,38 @@ def names(built: Built, ids: list[str]) -> list[str]:
 # -- ls -----------------------------------------------------------------------------------------
 
 
-def test_ls_json_ranks_by_the_archive_score_with_held_out_first(built, capsys):
+def test_ls_json_ranks_verified_candidates_first_by_their_held_out_score(built, capsys):
     rows = run_json(capsys, "ls", built.directory)
     assert names(built, [r["id"] for r in rows]) == RANKED + UNSCORED
     assert [r["rank"] for r in rows] == list(range(1, 12))
-    llm = rows[1]  # 1.20 on tier 1 but ranked by its tier-2 score
+    llm = rows[0]  # 1.20 on tier 1 but ranked by its tier-2 score, above every tier-1-only one
     assert (
         llm["score"] == pytest.approx(1.1)
         and llm["tier"] == 2
         and llm["tier1_score"] == pytest.approx(1.2)
     )
+    assert (llm["score_tier"], llm["verified"], llm["ranked_by"]) == (2, True, "tier2")
     assert llm["score_ci"] == pytest.approx([1.1 * 0.95, 1.1 * 1.05])
+    assert llm["tier2_ci"] == pytest.approx([1.1 * 0.95, 1.1 * 1.05])
     assert llm["parent_ids"] == [built.ids["adamw"]] and llm["proposer"] == "llm:test-model"
-    cross = rows[0]
+    cross = rows[1]
+    assert (cross["score_tier"], cross["verified"], cross["tier2_score"]) == (1, False, None)
     assert cross["parent_ids"] == [built.ids["llm_idea"], built.ids["mutant"]]
     assert {r["status"] for r in rows[-3:]} == {"failed_tier0", "diverged", "pending"}
     assert all(r["score"] is None and r["score_ci"] is None for r in rows[-3:])
     for key in ("id", "name", "score", "status", "parent_ids", "island", "proposer", "tier"):
         assert all(key in r for r in rows)
+
+
+def test_ls_by_tier1_ranks_by_the_screen_alone(built, capsys):
+    rows = run_json(capsys, "ls", built.directory, "--by", "tier1")
+    assert names(built, [r["id"] for r in rows]) == BY_TIER1 + UNSCORED
+    assert {r["ranked_by"] for r in rows} == {"tier1"}
+    code, out, _ = run(capsys, "ls", built.directory, "--by", "tier1", "--top", "2")
+    assert code == 0 and "by tier-1 (screen) score alone" in out
+    code, out, _ = run(capsys, "ls", built.directory, "--top", "2")
+    assert "verified on tier 2 first (by tier-2 score), then tier 1 only" in out
+    assert "tier 2 [95% CI]" in out and "tier 1 [95% CI]" in out
 
 
 def test_ls_filters_keep_the_overall_rank(built, capsys):
@@ -95,10 +111,10 @@ def test_show_resolves_a_prefix_and_prints_code_scores_baselines_and_idea(built,
     assert code == 0
     assert cid in out and "llm:test-model" in out
     assert f"idea:      {LLM_IDEA}" in out
-    assert "rank 2 of 11; tier 2, ok" in out
+    assert "1.100 [1.045, 1.155] x tuned AdamW on tier 2 (rank 1 of 11, verified first; tier 2, ok)" in out
     assert "def update(grad, param, state, step, hp):" in out
     assert "    return (-hp['lr'] * grad.sign(), state)" in out  # the code verbatim
-    assert f"{built.ids['adamw'][:12]} adamw (1.000)" in out  # its parent with its score
+    assert f"{built.ids['adamw'][:12]} adamw 1.000 (tier 1)" in out  # its parent, its score
     # Per-task scores against tuned AdamW, tier 1 and tier 2, and the seeds for comparison.
     assert "illcond_quadratic" in out and "1.440 [1.368, 1.512]" in out
     assert "char_transformer" in out and "1.100 [1.045, 1.155]" in out
@@ -136,7 +152,7 @@ def test_show_says_when_an_llm_candidate_stated_no_idea(built, capsys):
 
 def test_show_json_has_the_evaluations_baselines_and_source(built, capsys):
     data = run_json(capsys, "show", built.directory, built.ids["cross"][:7])
-    assert data["id"] == built.ids["cross"] and data["rank"] == 1
+    assert data["id"] == built.ids["cross"] and data["rank"] == 2
     assert data["source"].startswith('"""cross: a test candidate."""')
     assert data["children"] == [built.ids["crisscross"], built.ids["pending"]]
     assert [e["tier"] for e in data["evaluations"]] == [0, 1]
@@ -172,7 +188,7 @@ def test_lineage_tree_reaches_the_seeds_and_marks_repeated_ancestors(built, caps
     code, out, _ = run(capsys, "lineage", built.directory, built.ids["crisscross"][:8])
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith(f"{built.ids['crisscross'][:12]} crisscross  0.970  ok")
+    assert lines[0].startswith(f"{built.ids['crisscross'][:12]} crisscross  0.970 (tier 1)  ok")
     for name in ("cross", "llm_idea", "mutant", "adamw", "lion"):
         assert any(built.ids[name][:12] in line for line in lines), name
     # llm_idea is a parent of both crisscross and cross: expanded once, then marked.
@@ -248,7 +264,7 @@ def test_reading_leaves_the_archive_byte_for_byte_unchanged(copy, capsys):
 
 def test_an_archive_path_works_as_well_as_its_directory(built, capsys):
     rows = run_json(capsys, "ls", pathlib.Path(built.archive), "--top", "1")
-    assert rows[0]["id"] == built.ids["cross"]
+    assert rows[0]["id"] == built.ids["llm_idea"]
 
 
 # -- end to end ---------------------------------------------------------------------------------
@@ -261,7 +277,7 @@ proposer = "mutate"
 islands = 2
 
 [cascade]
-tier2_fraction = 0.0
+tier2_top_k = 0
 
 [evaluation]
 seeds = {1 = 1, 2 = 1}
