@@ -22,8 +22,9 @@ def runner(cache_root):
 
 @pytest.fixture(scope="session")
 def small_config() -> EvaluationConfig:
-    """A cheap tier-1 configuration for behaviour tests: 2 seeds, 3-point sweep."""
-    return EvaluationConfig(seeds={1: 2, 2: 2}, sweep=SweepConfig(points=3, factor=4.0))
+    """A cheap tier-1 configuration for behaviour tests: 2 seeds, 3-point sweep, no refinement
+    (tests/agent/test_sweeps.py covers it)."""
+    return EvaluationConfig(seeds={1: 2, 2: 2}, sweep=SweepConfig(points=3, factor=4.0, refine=0))
 
 
 @pytest.fixture(scope="session")

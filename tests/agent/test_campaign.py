@@ -66,6 +66,7 @@ seeds = {{1 = 1, 2 = 1}}
 [evaluation.sweep]
 points = 1
 max_extensions = 0
+refine = 0
 
 [evaluation.sandbox]
 workers = 2

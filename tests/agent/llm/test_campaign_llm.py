@@ -42,7 +42,7 @@ from .samples import json_reply
 TIMEOUT_S = 1.0
 EVALUATION = EvaluationConfig(
     seeds={1: 1, 2: 1},
-    sweep=SweepConfig(points=1, max_extensions=0),
+    sweep=SweepConfig(points=1, max_extensions=0, refine=0),
     sandbox=SandboxConfig(workers=2),
 )
 TRUNCATED_BODY = b'{"id": "chatcmpl-1", "choices": [{"message": {"content": "trunc'
