@@ -51,7 +51,9 @@ class ProxyTask:
     def checkpoint_steps(self) -> list[int]:
         """Steps after which weights are saved, 0 (the initial weights) included; distinct even
         when a shortened task has fewer steps than checkpoints."""
-        return sorted({round(i * self.steps / self.checkpoints) for i in range(self.checkpoints + 1)})
+        return sorted(
+            {round(i * self.steps / self.checkpoints) for i in range(self.checkpoints + 1)}
+        )
 
     def checkpoints_until(self, diverged_at: int | None) -> int:
         """Checkpoints a run saves: all of them, or, when its loss became non-finite at step d
@@ -87,6 +89,7 @@ TASKS: tuple[ProxyTask, ...] = (
         steps=200,
         batch_size=32,
         version="1",
+        in_suite=False,
     ),
     ProxyTask(
         "logreg_cancer",
@@ -166,7 +169,6 @@ TASKS: tuple[ProxyTask, ...] = (
         steps=150,
         batch_size=8,
         version="1",
-        in_suite=False,
         context=32,
     ),
     ProxyTask(
