@@ -10,6 +10,9 @@ suite and any aggregation can then be compared by its rank correlation with tier
     .venv/bin/python benchmarks/transfer_study.py run         # resumable: skips finished candidates
     .venv/bin/python benchmarks/transfer_study.py report      # tables -> transfer_study/results.md
 
+The set is a frozen snapshot (transfer_study/candidates/, baselines included): an instrument must
+not drift when a bundled baseline is edited, so the study reads its own copies.
+
 `run` appends one JSON line per candidate to transfer_study/results.jsonl, so a killed run loses at
 most the candidate in flight, and candidates run in a fixed shuffled order so that a partial run is
 still a spread sample. Choose tasks and aggregates from this study, never by reading how particular
@@ -36,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from extract_children import spread  # this folder: the scripts run as `python benchmarks/...`
 
 HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "transfer_study"
@@ -75,12 +79,6 @@ ORDER BY t1.score, c.id
 """
 
 
-def _spread(rows: list[tuple], count: int) -> list[tuple]:
-    if len(rows) <= count:
-        return rows
-    return [rows[round(i * (len(rows) - 1) / (count - 1))] for i in range(count)]
-
-
 def select() -> None:
     """Write the candidate set: baselines, the throughput mix's 20 children, every child the campaign
     took to tier 2, and more children spread evenly over its tier-1 scores."""
@@ -109,7 +107,7 @@ def select() -> None:
         if tier2 is not None:
             add(f"{name.replace('-', '_')}_{cid[:8]}", "campaign tier 2", source, round(score, 4))
     rest = [r for r in rows if r[0][:8] not in taken and r[4] is None]
-    for cid, name, source, score, _ in _spread(rest, SPREAD_EXTRA):
+    for cid, name, source, score, _ in spread(rest, SPREAD_EXTRA):
         add(f"{name.replace('-', '_')}_{cid[:8]}", "campaign spread", source, round(score, 4))
     MANIFEST.write_text(json.dumps(chosen, indent=1) + "\n")
     print(f"{len(chosen)} candidates written to {CANDIDATES}")
