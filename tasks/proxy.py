@@ -89,7 +89,6 @@ TASKS: tuple[ProxyTask, ...] = (
         steps=200,
         batch_size=32,
         version="1",
-        in_suite=False,
     ),
     ProxyTask(
         "logreg_cancer",
@@ -169,6 +168,7 @@ TASKS: tuple[ProxyTask, ...] = (
         steps=150,
         batch_size=8,
         version="1",
+        in_suite=False,
         context=32,
     ),
     ProxyTask(
