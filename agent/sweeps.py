@@ -144,11 +144,16 @@ def _next_rates(spec: SweepSpec, state: _Progress, sweep: SweepConfig) -> tuple[
 
 def _refinement(run: dict[float, Run], step: float) -> tuple[float, ...]:
     """The untried rates one `step` either side of the best run (none when every run failed)."""
-    scored = {lr: r[2][:, -1].mean() for lr, r in run.items() if r[2] is not None}
-    if not scored:
+    best = _best_rate(run)
+    if best is None:
         return ()
-    best = min(scored, key=lambda lr: (scored[lr], lr))
     return tuple(lr for lr in (best / step, best * step) if lr not in run)
+
+
+def _best_rate(run: dict[float, Run]) -> float | None:
+    """The rate with the lowest mean final held-out metric (ties: the lower rate); None if all failed."""
+    scored = {lr: r[2][:, -1].mean() for lr, r in run.items() if r[2] is not None}
+    return min(scored, key=lambda lr: (scored[lr], lr)) if scored else None
 
 
 def _side_chain(spec: SweepSpec, run: dict[float, Run], sweep: SweepConfig, first: float) -> list[float]:
@@ -202,11 +207,10 @@ def _score_run(spec: SweepSpec, lr: float, diverged_at: int | None, checkpoints:
 
 def _extensions(spec: SweepSpec, run: dict[float, Run], sweep: SweepConfig) -> list[float]:
     """The next learning rate beyond the grid's edge when the best run sits on that edge."""
-    scored = {lr: r[2][:, -1].mean() for lr, r in run.items() if r[2] is not None}
-    if not scored or sweep.max_extensions == 0:
+    best = _best_rate(run)
+    if best is None or sweep.max_extensions == 0:
         return []
     lrs = sorted(run)
-    best = min(scored, key=lambda lr: (scored[lr], lr))
     grid = sweep.learning_rates(spec.center)
     if best == lrs[-1] and lrs[-1] < grid[-1] * sweep.factor ** (sweep.max_extensions - 0.5):
         return [lrs[-1] * sweep.factor]
