@@ -53,7 +53,7 @@ test-all: setup
 
 lint: setup
 	$(BIN)/ruff check agent sandbox tasks archive tests benchmarks
-	$(BIN)/mypy agent sandbox tasks archive
+	bash .ci/typecheck.sh
 	bash .ci/lint_imports.sh
 
 clean:

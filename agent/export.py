@@ -22,7 +22,7 @@ from optforge.archive import (
     candidate_id,
 )
 from optforge.archive.export import RUNTIME_ROOTS, BaselineComparison, render_export
-from optforge.archive.export_source import emit_definitions
+from optforge.archive.export_source import Emitted, emit_definitions
 from optforge.tasks import adapters, contracts
 
 from .campaign_dir import archive_path
@@ -34,7 +34,7 @@ class ExportError(ValueError):
     """Bad input to export or load (no campaign, unknown id, file exists): one line for the user."""
 
 
-def runtime_source(kind: str) -> str:
+def runtime_source(kind: str) -> Emitted:
     """The adapter code an export of `kind` needs, copied from the modules that scored it."""
     modules = [(m.__name__, inspect.getsource(m)) for m in (contracts, adapters)]
     return emit_definitions(modules, RUNTIME_ROOTS[kind])
