@@ -66,7 +66,6 @@ from .selection import (
     ranked,
     sample_inspirations,
     sample_parents,
-    significantly_better,
     softmax_choice,
     verified,
 )
@@ -122,7 +121,6 @@ __all__ = [
     "sample_inspirations",
     "sample_parents",
     "seed_islands",
-    "significantly_better",
     "softmax_choice",
     "verified",
 ]

@@ -310,17 +310,3 @@ def plan_migration(population: Population, generation: int) -> tuple[Placement, 
                 )
             )
     return tuple(moves)
-
-
-def significantly_better(
-    diff_ci: tuple[float, float] | None, higher_is_better: bool = True
-) -> bool:
-    """Promote a challenger over the incumbent only when the confidence interval of the paired
-    difference (challenger - incumbent) excludes zero in the right direction. Noise on tiny tasks
-    is ~8% of the loss (DESIGN.md): a better mean alone is not enough."""
-    if diff_ci is None:
-        return False
-    lo, hi = diff_ci
-    if math.isnan(lo) or math.isnan(hi):
-        return False
-    return lo > 0 if higher_is_better else hi < 0

@@ -35,11 +35,12 @@ class Limits:
     max_output_bytes: int = 65536  # tail of the job's stdout+stderr kept in RunResult.output_tail
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.wall_seconds) and self.wall_seconds > 0):
+        wall = self.wall_seconds
+        if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not (math.isfinite(wall) and wall > 0):
             raise ValueError(f"Limits.wall_seconds must be a positive number, got {self.wall_seconds!r}")
         for name in ("memory_mb", "max_processes", "max_file_mb", "max_output_bytes"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")
 
 
