@@ -26,6 +26,7 @@ from torch.optim.optimizer import ParamsT
 from optforge.archive.export import read_export
 from optforge.tasks.adapters import CandidateLoss, CandidateOptimizer, candidate_scheduler
 from optforge.tasks.contracts import Candidate, load_candidate
+from optforge.tasks.kinds import KINDS, kind_spec
 
 from .export import ExportError, archived_candidate
 
@@ -81,7 +82,7 @@ def _exported_module(source: Source, kind: str) -> ModuleType | None:
                 "directory and a candidate id)"
             )
         return None
-    exported = read_export(path.read_text(encoding="utf-8"), str(path))
+    exported = read_export(path.read_text(encoding="utf-8"), str(path), KINDS)
     _require_kind(exported.kind, kind, str(path))
     name = f"optforge_export_{exported.provenance['source_sha256'][:16]}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -115,14 +116,12 @@ def _split_archive_source(source: Source) -> tuple[pathlib.Path, str] | None:
     return pathlib.Path(directory), prefix
 
 
-_LOADERS = {"optimizer": "load_optimizer", "loss": "load_loss", "schedule": "load_schedule"}
-
-
 def _require_kind(found: str, wanted: str, origin: str) -> None:
     if found != wanted:
-        hint = f"; use optforge.{_LOADERS[found]}" if found in _LOADERS else ""
+        hint = f"; use optforge.{kind_spec(found).export.api_loader}" if found in KINDS else ""
         raise ExportError(
-            f"{origin} is of kind {found!r}, optforge.{_LOADERS[wanted]} loads kind {wanted!r}{hint}"
+            f"{origin} is of kind {found!r}, optforge.{kind_spec(wanted).export.api_loader} loads "
+            f"kind {wanted!r}{hint}"
         )
 
 

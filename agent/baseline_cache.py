@@ -16,13 +16,12 @@ import tempfile
 from optforge.sandbox import Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import declared_hparams
+from optforge.tasks.kinds import kind_spec
 from optforge.tasks.proxy import ProxyTask
 from optforge.tasks.scoring import heldout_metric_name
 
 from .config import SweepConfig
 from .sweeps import JobLimits, SweepOutcome, SweepSpec, run_sweeps
-
-REFERENCE = "adamw"
 
 
 class BaselineCache:
@@ -32,8 +31,10 @@ class BaselineCache:
     def sweeps(
         self, tasks: list[ProxyTask], kind: str, seeds: list[int], sweep: SweepConfig, runner: Runner, limits: JobLimits
     ) -> dict[str, SweepOutcome]:
-        """The tuned-AdamW sweep of every task, from the cache or computed (all missing ones at once)."""
-        source = baseline_source("optimizer", REFERENCE)
+        """The sweep of `kind`'s reference (tuned AdamW for every kind so far) on every task, from
+        the cache or computed (all missing ones at once)."""
+        reference_kind, reference = kind_spec(kind).reference
+        source = baseline_source(reference_kind, reference)
         center = declared_hparams(source)["lr"]
         found: dict[str, SweepOutcome] = {}
         missing: list[ProxyTask] = []
@@ -43,7 +44,7 @@ class BaselineCache:
                 missing.append(task)
             else:
                 found[task.name] = cached
-        specs = [SweepSpec(task, kind, source, "optimizer", center, seeds, "vmap_lr") for task in missing]
+        specs = [SweepSpec(task, kind, source, reference_kind, center, seeds, "vmap_lr") for task in missing]
         for task, outcome in zip(missing, run_sweeps(specs, sweep, runner, limits), strict=True):
             if outcome.best() is not None:  # never cache a failure: it may be transient (timeout)
                 self._save(self._key(task, kind, source, seeds, sweep), outcome)

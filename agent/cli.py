@@ -12,6 +12,7 @@ import torch
 
 from optforge.sandbox import SandboxUnavailable
 from optforge.tasks.contracts import KINDS, infer_kind
+from optforge.tasks.kinds import all_specs
 from optforge.tasks.proxy import TASKS
 
 from . import display
@@ -115,6 +116,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if result.status == "ok" else 1
 
 
+def _kind_hint() -> str:
+    """"update() (optimizer), loss() (loss) or schedule() (schedule)": each kind's main function."""
+    named = [f"{spec.main_function}() ({spec.name})" for spec in all_specs()]
+    return ", ".join(named[:-1]) + " or " + named[-1]
+
+
 def _read_candidate(path: pathlib.Path, kind: str | None) -> tuple[str, str]:
     if not path.is_file():
         raise UsageError(f"no such file: {path} (give the path of a candidate .py module)")
@@ -125,7 +132,7 @@ def _read_candidate(path: pathlib.Path, kind: str | None) -> tuple[str, str]:
     kind = kind or infer_kind(source)
     if kind is None:
         raise UsageError(
-            f"cannot tell the kind of {path}: define update() (optimizer), loss() or schedule(), or pass --kind"
+            f"cannot tell the kind of {path}: define {_kind_hint()}, or pass --kind"
         )
     return source, kind
 

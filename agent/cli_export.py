@@ -6,7 +6,7 @@ import argparse
 import pathlib
 import sys
 
-from optforge.archive.export import PUBLIC_NAMES
+from optforge.tasks.kinds import kind_spec
 
 from .export import ExportError, export_candidate
 
@@ -31,5 +31,5 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"optforge: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {path}: {record.kind} {record.name!r} ({record.id[:12]})")
-    print(f"use it: from {path.stem} import {PUBLIC_NAMES[record.kind]}")
+    print(f"use it: from {path.stem} import {kind_spec(record.kind).export.public_name}")
     return 0

@@ -8,8 +8,18 @@ import os
 import pathlib
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
+
+from optforge.tasks.contracts import Kind
 
 
 class _Frozen(BaseModel):
@@ -81,8 +91,8 @@ class SandboxConfig(_Frozen):
 
 
 class EvaluationConfig(_Frozen):
-    seeds: dict[int, int] = Field(
-        default_factory=lambda: {1: 8, 2: 4}, description="seeds per tier"
+    seeds: dict[int, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: {1: 8, 2: 4}, description="seeds per tier (tiers 1 and 2)"
     )
     sweep: SweepConfig = SweepConfig()
     sandbox: SandboxConfig = SandboxConfig()
@@ -90,6 +100,18 @@ class EvaluationConfig(_Frozen):
     # that a candidate's code runs in, and this caps it. Every mode gives the same scores, so this
     # only changes cost; "vmap" or "loop" are for diagnosis and benchmarks.
     max_batching: Literal["vmap_lr", "vmap", "loop"] = "vmap_lr"
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeded_tiers_exist(cls, seeds: dict[int, int]) -> dict[int, int]:
+        unknown = sorted(set(seeds) - {1, 2})
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_tier",
+                "seeds are set per tier, 1 (the screen) or 2 (held out); there is no tier {tiers}",
+                {"tiers": ", ".join(map(str, unknown))},
+            )
+        return seeds
 
     def seeds_for(self, tier: int) -> int:
         return self.seeds.get(tier, 1)
@@ -236,7 +258,7 @@ def _default_mix() -> dict[MixMember, float]:
 class CampaignConfig(_Frozen):
     """One discovery campaign. Saved (frozen) in its archive; `optforge init` writes it annotated."""
 
-    kind: Literal["optimizer", "loss", "schedule"] = "optimizer"
+    kind: Kind = "optimizer"
     # "auto": the LLM when one is configured (a model, base URL or API key in the environment or
     # here), else the offline mutation proposer with a one-line notice.
     proposer: ProposerName = "auto"

@@ -18,11 +18,12 @@ from optforge.sandbox import Job, Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import check_source, declared_hparams
 from optforge.tasks.jobs import InvalidResult, checked_tier0_report
+from optforge.tasks.kinds import kind_spec
 from optforge.tasks.proxy import ProxyTask, tasks_for
 from optforge.tasks.scoring import TaskScore, aggregate, score_task
 from optforge.tasks.vectorized import less_batched
 
-from .baseline_cache import REFERENCE, BaselineCache
+from .baseline_cache import BaselineCache
 from .config import EvaluationConfig
 from .limits import JobTimeouts
 from .sweeps import ENTRY, SweepOutcome, SweepSpec, run_sweeps
@@ -117,8 +118,9 @@ def evaluate_tasks(
     started = time.perf_counter()
     tasks = tasks_for(tier, kind) if tasks is None else tasks
     seeds = list(range(config.seeds_for(tier)))
-    own = source if kind == "optimizer" else baseline_source("optimizer", REFERENCE)
-    center = declared_hparams(own)["lr"]
+    plan = kind_spec(kind).sweep  # whose default places the window: the candidate's or the reference's
+    own = source if plan.centre == "candidate" else baseline_source(*kind_spec(kind).reference)
+    center = declared_hparams(own)[plan.hyperparameter]
     reference = cache.sweeps(tasks, kind, seeds, config.sweep, runner, JobTimeouts(config.sandbox, {}))
     # A tier-0 record written before batching modes existed has none: seeds under vmap is safe by
     # construction; batched learning rates need tier 0's equivalence check.

@@ -21,9 +21,10 @@ from optforge.archive import (
     EvaluationRecord,
     candidate_id,
 )
-from optforge.archive.export import RUNTIME_ROOTS, BaselineComparison, render_export
+from optforge.archive.export import BaselineComparison, PublicObject, render_export
 from optforge.archive.export_source import Emitted, emit_definitions
 from optforge.tasks import adapters, contracts
+from optforge.tasks.kinds import KINDS, kind_spec
 
 from .campaign_dir import archive_path
 from .cascade import best_baseline
@@ -37,7 +38,7 @@ class ExportError(ValueError):
 def runtime_source(kind: str) -> Emitted:
     """The adapter code an export of `kind` needs, copied from the modules that scored it."""
     modules = [(m.__name__, inspect.getsource(m)) for m in (contracts, adapters)]
-    return emit_definitions(modules, RUNTIME_ROOTS[kind])
+    return emit_definitions(modules, kind_spec(kind).export.roots)
 
 
 def archived_candidate(
@@ -98,10 +99,9 @@ def export_candidate(
 ) -> tuple[CandidateRecord, pathlib.Path]:
     """Write candidate `prefix` of campaign `directory` to `output` (default ./<name>_<id8>.py)."""
     record, evaluations = archived_candidate(directory, prefix)
-    if record.kind not in RUNTIME_ROOTS:
-        raise ExportError(
-            f"cannot export a {record.kind} candidate: only {', '.join(RUNTIME_ROOTS)}"
-        )
+    if record.kind not in KINDS:
+        raise ExportError(f"cannot export a {record.kind} candidate: only {', '.join(KINDS)}")
+    export = kind_spec(record.kind).export
     output = output or pathlib.Path(default_filename(record))
     if output.suffix != ".py":
         raise ExportError(f"{output}: the exported file must end in .py (it is a Python module)")
@@ -109,9 +109,12 @@ def export_candidate(
         record,
         evaluations,
         campaign=str(directory.resolve()),
-        module=output.stem,
         runtime=runtime_source(record.kind),
         exported_at=datetime.now(UTC),
+        public=PublicObject(
+            export.public_code,
+            tuple(line.format(module=output.stem, file=output.name) for line in export.usage),
+        ),
         baseline=baseline_comparison(directory, record, evaluations),
     )
     _write(output, text, force)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import pprint
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,17 +28,15 @@ from typing import Any
 from .export_source import Emitted
 from .records import CandidateRecord, EvaluationRecord, candidate_id
 
-# The names of tasks/contracts.py and tasks/adapters.py each kind's public object is built on.
-RUNTIME_ROOTS = {
-    "optimizer": ("load_candidate", "CandidateOptimizer"),
-    "loss": ("load_candidate", "CandidateLoss"),
-    "schedule": ("load_candidate", "candidate_scheduler"),
-}
-PUBLIC_NAMES = {
-    "optimizer": "DiscoveredOptimizer",
-    "loss": "DiscoveredLoss",
-    "schedule": "discovered_schedule",
-}
+
+@dataclass(frozen=True)
+class PublicObject:
+    """The kind's own part of an exported file, which the agent takes from the kind's spec (the
+    archive does not import tasks): `code`, the module's tail after the line that binds CANDIDATE,
+    and `usage`, lines for the docstring."""
+
+    code: str
+    usage: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -84,32 +82,29 @@ def render_export(
     evaluations: Sequence[EvaluationRecord],
     *,
     campaign: str,
-    module: str,
     runtime: Emitted,
     exported_at: datetime,
+    public: PublicObject,
     baseline: BaselineComparison | None = None,
 ) -> str:
-    """The exported module's text; `runtime` = emit_definitions(adapter modules, RUNTIME_ROOTS[kind]);
-    `baseline`, when given, adds the comparison with the best tuned baseline to the header."""
-    if candidate.kind not in RUNTIME_ROOTS:
-        raise ValueError(
-            f"cannot export a {candidate.kind!r} candidate: kinds {', '.join(RUNTIME_ROOTS)}"
-        )
+    """The exported module's text; `runtime` = emit_definitions(adapter modules, the kind's export
+    roots), `public` the kind's public object; `baseline`, when given, adds the comparison with the
+    best tuned baseline to the header."""
     provenance = _provenance(candidate, evaluations, campaign, exported_at)
     prefix = "PROVENANCE = "
     provenance_text = pprint.pformat(provenance, width=96, sort_dicts=False)
-    header = [
-        _docstring(provenance, module, baseline),
-        "from __future__ import annotations",
-        runtime.imports,
-    ]
+    # No `from __future__ import annotations`: with string annotations, dataclasses look their
+    # module up in sys.modules while it executes, and loaders that run a file without registering it
+    # (importlib's spec_from_file_location + exec_module) then fail. Evaluated annotations need no
+    # lookup, so the file loads however a user's tooling loads files.
+    header = [_docstring(provenance, public.usage, baseline), runtime.imports]
     body = [
         "# ---- provenance and the candidate's code, exactly as scored " + "-" * 33,
         prefix + provenance_text.replace("\n", "\n" + " " * len(prefix)),
         f"CANDIDATE_SOURCE = {_string_literal(candidate.source)}",
         runtime.definitions,
         "# ---- the exported object " + "-" * 67,
-        _PUBLIC_CODE[candidate.kind],
+        f"{_CANDIDATE_LINE}\n\n\n{public.code}",
     ]
     return "\n\n".join(header) + "\n\n\n" + "\n\n\n".join(body) + "\n"
 
@@ -181,7 +176,7 @@ def _plain(text: object) -> str:
     return " ".join(printable.split()).replace("\\", "/").replace('"""', "'''")
 
 
-def _docstring(p: dict[str, Any], module: str, baseline: BaselineComparison | None = None) -> str:
+def _docstring(p: dict[str, Any], usage: Sequence[str], baseline: BaselineComparison | None = None) -> str:
     lines = [
         f"{_plain(p['name'])}: {'an' if p['kind'][0] in 'aeiou' else 'a'} {p['kind']} discovered by optforge, exported with its provenance.",
         "",
@@ -200,7 +195,7 @@ def _docstring(p: dict[str, Any], module: str, baseline: BaselineComparison | No
         lines += _tier_lines(label, p["evaluations"].get(f"tier{tier}"))
     if baseline is not None:
         lines += ["", *_baseline_lines(baseline)]
-    lines += ["", "Usage:", *(f"    {line}" for line in _usage(p["kind"], module))]
+    lines += ["", "Usage:", *(f"    {line}" for line in usage)]
     return '"""' + "\n".join(lines).rstrip() + '\n"""'
 
 
@@ -257,81 +252,16 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def _usage(kind: str, module: str) -> list[str]:
-    file = f"{module}.py"
-    if kind == "optimizer":
-        return [
-            f"from {module} import DiscoveredOptimizer",
-            "optimizer = DiscoveredOptimizer(model.parameters(), lr=1e-3)  # any HPARAMS key",
-            f'# or: optforge.load_optimizer("{file}", model.parameters(), lr=1e-3)',
-        ]
-    if kind == "loss":
-        return [
-            f"from {module} import DiscoveredLoss",
-            "loss = DiscoveredLoss()(logits, targets)  # logits [B, C], targets [B] -> scalar",
-            f'# or: optforge.load_loss("{file}")',
-        ]
-    return [
-        f"from {module} import discovered_schedule",
-        "scheduler = discovered_schedule(optimizer, total_steps=1000)  # a LambdaLR",
-        "# call scheduler.step() once after each optimizer.step()",
-        f'# or: optforge.load_schedule("{file}", optimizer, total_steps=1000)',
-    ]
-
-
 _CANDIDATE_LINE = (
     'CANDIDATE = load_candidate(CANDIDATE_SOURCE, PROVENANCE["kind"], PROVENANCE["name"])'
 )
 
-_PUBLIC_CODE = {
-    "optimizer": f'''{_CANDIDATE_LINE}
-
-
-class DiscoveredOptimizer(CandidateOptimizer):
-    """The candidate as a torch.optim.Optimizer: the adapter it was scored through.
-
-    Hyperparameters default to the candidate's HPARAMS; pass any of them by keyword, or per param
-    group. LR schedulers work (each step reads group["lr"]); state_dict holds tensors and numbers.
-    """
-
-    def __init__(self, params: ParamsT, **hparams: Any) -> None:
-        super().__init__(params, CANDIDATE, **hparams)
-
-
-__all__ = ["CANDIDATE", "PROVENANCE", "DiscoveredOptimizer"]''',
-    "loss": f'''{_CANDIDATE_LINE}
-
-
-class DiscoveredLoss(CandidateLoss):
-    """The candidate as an nn.Module: forward(logits [B, C], targets [B]) -> scalar loss."""
-
-    def __init__(self) -> None:
-        super().__init__(CANDIDATE)
-
-
-discovered_loss = DiscoveredLoss()  # the same, used as a function: discovered_loss(logits, targets)
-
-__all__ = ["CANDIDATE", "PROVENANCE", "DiscoveredLoss", "discovered_loss"]''',
-    "schedule": f'''{_CANDIDATE_LINE}
-
-
-def discovered_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
-    """A LambdaLR scaling each group's lr by the candidate's schedule(step, total_steps).
-
-    Call scheduler.step() once after each optimizer.step(); update i uses schedule(i, total_steps).
-    """
-    return candidate_scheduler(optimizer, CANDIDATE, total_steps)
-
-
-__all__ = ["CANDIDATE", "PROVENANCE", "discovered_schedule"]''',
-}
-
-
-def read_export(text: str, origin: str) -> ExportedCandidate:
+def read_export(text: str, origin: str, kinds: Collection[str] | None = None) -> ExportedCandidate:
     """Check an exported module's text without running it; raise ExportIntegrityError if it fails.
 
     The embedded code's sha256 must equal PROVENANCE["source_sha256"] and its content hash the
     recorded candidate id: an edit anywhere in the candidate's code, even a comment, is refused.
+    With `kinds`, the recorded kind must be one of them.
     """
     try:
         constants = _literal_assignments(ast.parse(text), ("PROVENANCE", "CANDIDATE_SOURCE"))
@@ -354,9 +284,10 @@ def read_export(text: str, origin: str) -> ExportedCandidate:
         raise ExportIntegrityError(
             f"{origin}: the candidate code does not hash to the recorded candidate id"
         )
-    if provenance.get("kind") not in RUNTIME_ROOTS:
+    if kinds is not None and provenance.get("kind") not in kinds:
         raise ExportIntegrityError(
-            f"{origin}: unknown kind {provenance.get('kind')!r} in PROVENANCE"
+            f"{origin}: unknown kind {provenance.get('kind')!r} in PROVENANCE: "
+            f"this optforge knows {', '.join(kinds)}"
         )
     return ExportedCandidate(source, provenance)
 

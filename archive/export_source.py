@@ -113,7 +113,7 @@ def _add_imports(index: _Index, node: ast.Import | ast.ImportFrom, label: str) -
         index.relative.update(alias.asname or alias.name for alias in node.names)
         return  # the names come from the other given modules
     if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-        return  # the caller writes `from __future__ import annotations` first
+        return  # a compiler directive, not a dependency: the caller decides the file's own
     for alias in node.names:
         if isinstance(node, ast.Import):
             bound = alias.asname or alias.name.split(".")[0]

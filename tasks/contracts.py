@@ -1,11 +1,16 @@
 """Candidate contracts: what a candidate module must define, a static check, and a loader.
 
-A candidate is one self-contained Python module. Three kinds exist (DESIGN.md, "Candidate contracts"):
+A candidate is one self-contained Python module (DESIGN.md, "Candidate contracts"):
 
     optimizer:  HPARAMS = {"lr": ..., ...}; init(param) -> state; update(grad, param, state, step, hp)
                 -> (delta, new_state); the caller applies param += delta; step counts from 1.
     loss:       loss(logits, targets) -> scalar     (logits [B, C] float, targets [B] long)
     schedule:   schedule(step, total_steps) -> float multiplier on the base learning rate
+
+Everything else about a kind lives in its own module, tasks/kinds/<kind>.py. The contracts are one
+table here, not there, for one reason: this module travels, verbatim, inside every exported file
+(archive/export.py), which must run with nothing but torch, so what `load_candidate` needs has to be
+defined in this module.
 
 The static check is an early filter that turns common mistakes into one-line, actionable messages
 (they become LLM feedback). It is NOT the security boundary: that is the sandbox.
@@ -17,20 +22,45 @@ import ast
 import hashlib
 import math
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
 Kind = Literal["optimizer", "loss", "schedule"]
-KINDS: tuple[Kind, ...] = ("optimizer", "loss", "schedule")
 
-# name -> number of positional parameters the function must accept.
-REQUIRED_FUNCTIONS: dict[str, dict[str, int]] = {
-    "optimizer": {"init": 1, "update": 5},
-    "loss": {"loss": 2},
-    "schedule": {"schedule": 2},
+
+@dataclass(frozen=True)
+class Contract:
+    """What a module of one kind must define: functions (name -> positional parameters) and, when
+    `hparams`, a literal HPARAMS dict of finite numbers with a positive 'lr'."""
+
+    functions: Mapping[str, int]
+    hparams: bool = False
+
+
+CONTRACTS: dict[str, Contract] = {
+    "optimizer": Contract({"init": 1, "update": 5}, hparams=True),
+    "loss": Contract({"loss": 2}),
+    "schedule": Contract({"schedule": 2}),
 }
+KINDS: tuple[Kind, ...] = get_args(Kind)
+assert tuple(CONTRACTS) == KINDS, "every kind has a contract, in the order of Kind"
+
+
+class UnknownKind(ValueError):
+    """A kind that no module defines: one line that names the kinds there are."""
+
+    def __init__(self, kind: object):
+        super().__init__(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
+
+
+def contract(kind: str) -> Contract:
+    """The contract of `kind`; UnknownKind (one line) for a kind that does not exist."""
+    if kind not in CONTRACTS:
+        raise UnknownKind(kind)
+    return CONTRACTS[kind]
 
 ALLOWED_IMPORTS = frozenset({"math", "torch", "torch.nn.functional"})
 
@@ -72,8 +102,8 @@ class ContractError(ValueError):
 
 def check_source(source: str, kind: str) -> list[str]:
     """Return the contract violations of `source` for `kind`, one line each; empty means it passes."""
-    if kind not in KINDS:
-        return [f"unknown kind {kind!r}: use one of {', '.join(KINDS)}"]
+    if kind not in CONTRACTS:
+        return [str(UnknownKind(kind))]
     if len(source.encode()) > MAX_SOURCE_BYTES:
         return [f"source is {len(source.encode())} bytes: keep the module under {MAX_SOURCE_BYTES}"]
     try:
@@ -81,8 +111,8 @@ def check_source(source: str, kind: str) -> list[str]:
     except SyntaxError as exc:
         return [f"syntax error on line {exc.lineno}: {exc.msg}"]
     errors = _check_imports_and_names(tree)
-    errors += _check_required_functions(tree, kind)
-    if kind == "optimizer":
+    errors += _check_required_functions(tree, CONTRACTS[kind].functions)
+    if CONTRACTS[kind].hparams:
         errors += _check_hparams(tree)
     return errors
 
@@ -116,19 +146,24 @@ def _import_error(name: str, lineno: int) -> str:
     return f"line {lineno}: import of '{name}' is not allowed; use only {allowed}"
 
 
-def _check_required_functions(tree: ast.Module, kind: str) -> list[str]:
+def _check_required_functions(tree: ast.Module, functions: Mapping[str, int]) -> list[str]:
     defined = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     errors = []
-    for name, arity in REQUIRED_FUNCTIONS[kind].items():
+    for name, arity in functions.items():
         fn = defined.get(name)
         if fn is None:
             errors.append(f"missing required function '{name}' taking {arity} arguments")
-            continue
-        positional = len(fn.args.posonlyargs) + len(fn.args.args)
-        required = positional - len(fn.args.defaults)
-        if fn.args.vararg is None and not (required <= arity <= positional):
+        elif not _takes(fn, arity):
+            positional = len(fn.args.posonlyargs) + len(fn.args.args)
             errors.append(f"'{name}' must take {arity} positional arguments, it takes {positional}")
     return errors
+
+
+def _takes(fn: ast.FunctionDef, arity: int) -> bool:
+    """Whether `fn` can be called with `arity` positional arguments."""
+    positional = len(fn.args.posonlyargs) + len(fn.args.args)
+    required = positional - len(fn.args.defaults)
+    return fn.args.vararg is not None or required <= arity <= positional
 
 
 def _check_hparams(tree: ast.Module) -> list[str]:
@@ -235,10 +270,14 @@ def declared_hparams(source: str) -> dict[str, float]:
 
 
 def infer_kind(source: str) -> Kind | None:
-    """Guess a candidate's kind from the functions it defines (None when ambiguous or unknown)."""
+    """Guess a candidate's kind from the functions it defines and how many arguments they take
+    (None when ambiguous or unknown): two kinds may share a function name, not its signature."""
     try:
-        names = {n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
+        defined = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
     except SyntaxError:
         return None
-    matches = [k for k in KINDS if set(REQUIRED_FUNCTIONS[k]) <= names]
+    matches = [
+        k for k in KINDS
+        if all(name in defined and _takes(defined[name], arity) for name, arity in CONTRACTS[k].functions.items())
+    ]
     return matches[0] if len(matches) == 1 else None

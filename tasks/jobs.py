@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from .baselines import load_baseline
 from .contracts import Candidate, load_candidate
 from .data import DATASETS, Split
+from .kinds import kind_spec
 from .proxy import TASKS, get_task
 from .tier0 import Tier0Report, run_tier0
 from .training import TrainResult, TrainSpec, train
@@ -124,15 +125,8 @@ def pack_train_result(result: TrainResult) -> tuple[dict[str, torch.Tensor], dic
 
 
 def train_spec(candidate: Candidate, lrs: tuple[float, ...]) -> TrainSpec:
-    """Optimizer candidates train with the task's own loss; loss and schedule candidates with AdamW."""
-    if candidate.kind == "optimizer":
-        return TrainSpec(optimizer=candidate, lrs=lrs)
-    adamw = load_baseline("optimizer", "adamw")
-    if candidate.kind == "loss":
-        return TrainSpec(optimizer=adamw, lrs=lrs, loss=candidate)
-    if candidate.kind == "schedule":
-        return TrainSpec(optimizer=adamw, lrs=lrs, schedule=candidate)
-    raise ValueError(f"no training recipe for kind {candidate.kind!r}")
+    """What a training job of this candidate runs: its kind decides (KindSpec.train_spec)."""
+    return kind_spec(candidate.kind).train_spec(candidate, lrs)
 
 
 class InvalidResult(ValueError):

@@ -14,6 +14,7 @@ from typing import Literal
 from torch import nn
 
 from . import data
+from .kinds import kind_spec
 from .models import CharGRU, CharTransformer, DigitsCNN, ResidualMLP, mlp
 
 Objective = Literal["classification", "regression", "language"]
@@ -62,8 +63,8 @@ class ProxyTask:
         return len(steps) if diverged_at is None else sum(1 for s in steps if s <= diverged_at)
 
     def accepts(self, kind: str) -> bool:
-        """Loss candidates are classification losses: they only run on tasks with class targets."""
-        return kind != "loss" or self.objective in ("classification", "language")
+        """Whether a candidate of `kind` can be scored on this task (KindSpec.runs_on)."""
+        return kind_spec(kind).runs_on(self)
 
 
 def _char_transformer() -> nn.Module:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Split
+from .kinds import kind_spec
 from .proxy import ProxyTask
 from .training import batched_forward
 
@@ -40,10 +41,8 @@ LANGUAGE_EVAL_WINDOWS = 64
 
 
 def heldout_metric_name(task: ProxyTask, kind: str) -> str:
-    """The metric a kind is judged by: a loss candidate must not be judged by its own loss."""
-    if task.objective == "regression":
-        return "mse"
-    return "error" if kind == "loss" else "cross_entropy"
+    """The held-out metric that judges a `kind` candidate on `task` (KindSpec.metric)."""
+    return kind_spec(kind).metric(task)
 
 
 @torch.no_grad()

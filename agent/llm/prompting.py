@@ -16,9 +16,11 @@ from functools import cache
 from typing import Literal
 
 from optforge.tasks.baselines import baseline_source
+from optforge.tasks.kinds import kind_spec
 from optforge.tasks.proxy import tasks_for
 from optforge.tasks.scoring import AGGREGATE_CLIP
 
+from ..kinds import proposal_kind
 from ..prompts import render
 from ..proposers.base import ParentInfo, ProposalRequest, TaskFeedback
 from .client import Message
@@ -27,15 +29,6 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["rewrite", "diff"]
 
-# Baselines shown as worked examples: the reference and one contrasting idea per kind (two or three
-# keep the system prompt near 2k tokens).
-EXAMPLES: dict[str, tuple[str, ...]] = {
-    "optimizer": ("adamw", "lion"),
-    "loss": ("cross_entropy", "label_smoothing", "focal"),
-    "schedule": ("cosine_warmup", "wsd"),
-}
-# The function a history excerpt shows: the part of a candidate where the idea lives.
-CORE_FUNCTION = {"optimizer": "update", "loss": "loss", "schedule": "schedule"}
 EXCERPT_LINES = 12
 # Within this of 1.0 a task score reads as "level" (scores are shown with two decimals).
 LEVEL_TOLERANCE = 0.005
@@ -65,7 +58,7 @@ def system_prompt(kind: str) -> str:
     )
     examples = "\n\n".join(
         render("example", name=name, source=baseline_source(kind, name).strip("\n"))
-        for name in EXAMPLES[kind]
+        for name in proposal_kind(kind).examples
     )
     # The clip is substituted from the scorer, so the prompt cannot drift from what is computed.
     return render(f"{kind}_system", tasks=tasks, examples=examples, clip=f"{AGGREGATE_CLIP:g}")
@@ -215,7 +208,7 @@ def code_excerpt(source: str, kind: str) -> str:
             isinstance(t, ast.Name) and t.id == "HPARAMS" for t in node.targets
         ):
             keep += lines[node.lineno - 1 : node.end_lineno]
-        if isinstance(node, ast.FunctionDef) and node.name == CORE_FUNCTION.get(kind):
+        if isinstance(node, ast.FunctionDef) and node.name == kind_spec(kind).main_function:
             keep += _function_lines(node, lines)
     return _clip(keep or lines)
 

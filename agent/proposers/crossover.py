@@ -8,13 +8,14 @@ from __future__ import annotations
 import ast
 import random
 
+from .. import kinds
 from . import syntax
 from .operators import Mutation
 
 
 def crossover(a: ast.Module, b: ast.Module, kind: str, rng: random.Random, b_name: str) -> Mutation | None:
     """Cross parent `b` into `a` (in place) with one of the kind's crossover operators."""
-    ops = [graft, blend_updates] if kind == "optimizer" else [blend_functions]
+    ops = list(kinds.proposal_kind(kind).crossovers)
     rng.shuffle(ops)
     for op in ops:
         trial = syntax.clone(a)
@@ -106,7 +107,8 @@ def _adopt_hparams(ours: ast.Dict, theirs: ast.Dict) -> dict[str, str]:
 def blend_functions(a: ast.Module, b: ast.Module, kind: str, rng: random.Random, b_name: str) -> Mutation | None:
     """Keep both programs as helpers and combine them: a weighted sum of losses; a product, mean
     or hand-over of schedules."""
-    main = syntax.MAIN_FUNCTION[kind]
+    spec = kinds.proposal_kind(kind)
+    main = spec.main_function
     taken = syntax.all_names(a) | syntax.all_names(b)
     name_a, name_b = syntax.fresh(f"_{main}_a", taken), syntax.fresh(f"_{main}_b", taken)
     syntax.rename(a, {main: name_a})
@@ -115,7 +117,7 @@ def blend_functions(a: ast.Module, b: ast.Module, kind: str, rng: random.Random,
     args = [x.arg for x in syntax.functions(a)[name_a].args.args]
     call_a, call_b = (f"{n}({', '.join(args)})" for n in (name_a, name_b))
     w = rng.choice((0.25, 0.5, 0.75))
-    mode = "sum" if kind == "loss" else rng.choice(("product", "mean", "handover"))
+    mode = rng.choice(spec.blends)
     expr, how = {
         "sum": (f"{w} * {call_a} + {1 - w} * {call_b}", f"weighted sum ({w})"),
         "mean": (f"{w} * {call_a} + {1 - w} * {call_b}", f"weighted mean ({w})"),

@@ -9,8 +9,8 @@ import ast
 import random
 from dataclasses import dataclass
 
+from .. import kinds
 from .syntax import (
-    MAIN_FUNCTION,
     TENSOR,
     _assigned_name,
     add_dict_entry,
@@ -105,7 +105,6 @@ class Term:
     """
 
     tag: str
-    kind: str
     role: str
     text: str = ""
     combine: str = ""
@@ -116,131 +115,15 @@ class Term:
     needs_other: bool = False
 
 
-_EMA = "{v} = {hp}[{h}] * {state}[{k}] + (1 - {hp}[{h}]) * {x}"
-_LR = '{hp}["lr"]'
-
-# Optimizer terms: the building blocks of the Lion program search (Chen et al. 2023, section 2.1:
-# sign, clip, norm, interpolation, EMA state) plus the usual weight-decay forms.
-OPTIMIZER_TERMS = (
-    Term("sign", "optimizer", "tensor", "{x} = torch.sign({x})"),
-    Term("softsign", "optimizer", "tensor", "{x} = {x} / (1 + {x}.abs())"),
-    Term("clip", "optimizer", "tensor", "{x} = {x}.clamp(-{c}, {c})", choices=(("c", (0.1, 1.0, 10.0)),)),
-    Term(
-        "normclip", "optimizer", "tensor", "{x} = {x} / torch.clamp({x}.norm() / {c}, min=1.0)",
-        choices=(("c", (0.1, 1.0)),),
-    ),
-    Term("absnorm", "optimizer", "tensor", "{x} = {x} / ({x}.abs().mean() + 1e-08)"),
-    Term("rmsnorm", "optimizer", "tensor", "{x} = {x} / ({x}.square().mean().sqrt() + 1e-08)"),
-    Term("center", "optimizer", "tensor", "{x} = {x} - {x}.mean()"),
-    Term(
-        "ema", "optimizer", "tensor", _EMA + "\n{x} = {v}",
-        hparams=(("h", "beta_ema", (0.9, 0.95, 0.99)),), state=(("k", "ema", "v"),), local=(("v", "ema"),),
-    ),
-    Term(
-        "rms", "optimizer", "tensor",
-        "{v} = {hp}[{h}] * {state}[{k}] + (1 - {hp}[{h}]) * {x} * {x}\n"
-        "{x} = {x} / (({v} / (1 - {hp}[{h}] ** {step})).sqrt() + 1e-08)",
-        hparams=(("h", "beta_sq", (0.99, 0.999)),), state=(("k", "sq_ema", "v"),), local=(("v", "sq_ema"),),
-    ),
-    Term(  # Lion's structure: step along an interpolation, track the momentum with a slower beta
-        "interp", "optimizer", "tensor",
-        _EMA + "\n{x} = {hp}[{h2}] * {state}[{k}] + (1 - {hp}[{h2}]) * {x}",
-        hparams=(("h", "beta_slow", (0.99,)), ("h2", "beta_fast", (0.9,))),
-        state=(("k", "ema", "v"),), local=(("v", "ema"),),
-    ),
-    Term("l2", "optimizer", "tensor", "{x} = {x} + {hp}[{h}] * {param}", hparams=(("h", "l2", (1e-4, 1e-3)),)),
-    Term(
-        "mix", "optimizer", "tensor", "{x} = {hp}[{h}] * {x} + (1 - {hp}[{h}]) * {y}",
-        hparams=(("h", "mix", (0.25, 0.5, 0.75)),), needs_other=True,
-    ),
-    Term(  # Adafactor's relative step: scale by the parameter's RMS (floored so zeros still move)
-        "relstep", "optimizer", "tensor", "{x} = {x} * torch.clamp({param}.square().mean().sqrt(), min=0.001)"
-    ),
-    Term(
-        "decay", "optimizer", "result", combine="{e} - " + _LR + " * {hp}[{h}] * {param}",
-        hparams=(("h", "decoupled_wd", (1e-3, 1e-2, 0.1)),),
-    ),
-    Term(
-        "capstep", "optimizer", "result",
-        combine="torch.clamp({e}, -{c} * " + _LR + ", {c} * " + _LR + ")", choices=(("c", (1.0, 10.0)),),
-    ),
-)
-
-# Loss terms: regularisers on log-probabilities, probabilities and margins, added to the loss.
-_ADD = "{e} + {c} * {w}"
-LOSS_TERMS = (
-    Term(  # confidence penalty, Pereyra et al. 2017
-        "entropy", "loss", "result",
-        "{v} = torch.log_softmax({z}, dim=-1)\n{w} = ({v}.exp() * {v}).sum(dim=-1).mean()",
-        _ADD, choices=(("c", (0.05, 0.1, 0.3)),), local=(("v", "log_probs"), ("w", "neg_entropy")),
-    ),
-    Term(  # z-loss, PaLM (Chowdhery et al. 2022)
-        "zloss", "loss", "result", "{w} = torch.logsumexp({z}, dim=-1).square().mean()", _ADD,
-        choices=(("c", (1e-4, 1e-3)),), local=(("w", "z_loss"),),
-    ),
-    Term(
-        "logitnorm", "loss", "result", "{w} = {z}.square().mean()", _ADD,
-        choices=(("c", (1e-3, 1e-2)),), local=(("w", "logit_sq"),),
-    ),
-    Term(  # multi-class hinge on the margin between the target logit and the best other logit
-        "margin", "loss", "result",
-        "{v} = {z}.gather(-1, {t}.unsqueeze(-1)).squeeze(-1)\n"
-        "{u} = {z}.scatter(-1, {t}.unsqueeze(-1), -10000.0).amax(dim=-1)\n"
-        "{w} = torch.relu({m} - ({v} - {u})).mean()",
-        _ADD, choices=(("c", (0.1, 0.5, 1.0)), ("m", (0.5, 1.0))),
-        local=(("v", "target_logit"), ("u", "other_logit"), ("w", "hinge")),
-    ),
-    Term(
-        "smooth", "loss", "result", "{w} = -torch.log_softmax({z}, dim=-1).mean()", _ADD,
-        choices=(("c", (0.05, 0.1)),), local=(("w", "uniform_nll"),),
-    ),
-    Term(  # Poly-1, Leng et al. 2022: epsilon * (1 - p_t)
-        "poly1", "loss", "result",
-        "{w} = (1 - torch.softmax({z}, dim=-1).gather(-1, {t}.unsqueeze(-1))).mean()", _ADD,
-        choices=(("c", (0.5, 1.0, 2.0)),), local=(("w", "poly1"),),
-    ),
-    Term("temperature", "loss", "result", "{z} = {z} / {c}", "{e}", choices=(("c", (0.5, 2.0)),)),
-)
-
-# Schedule terms: a factor multiplied onto the multiplier, or a floor under it.
-_MUL = "{w} * ({e})"
-SCHEDULE_TERMS = (
-    Term(
-        "warmup", "schedule", "result", "{w} = min(1.0, ({s} + 1) / max(1, int({c} * {T})))", _MUL,
-        choices=(("c", (0.02, 0.05, 0.1)),), local=(("w", "warm"),),
-    ),
-    Term(
-        "cosine", "schedule", "result",
-        "{w} = 0.5 * (1 + math.cos(math.pi * min(1.0, {s} / max(1, {T}))))", _MUL, local=(("w", "cosine"),),
-    ),
-    Term("linear", "schedule", "result", "{w} = max(0.0, 1 - {s} / max(1, {T}))", _MUL, local=(("w", "linear"),)),
-    Term(
-        "expdecay", "schedule", "result", "{w} = {c} ** min(1.0, {s} / max(1, {T}))", _MUL,
-        choices=(("c", (0.1, 0.01)),), local=(("w", "decay"),),
-    ),
-    Term(
-        "invsqrt", "schedule", "result", "{w} = 1 / math.sqrt(1 + {s} / max(1.0, {c} * {T}))", _MUL,
-        choices=(("c", (0.01, 0.05)),), local=(("w", "inv_sqrt"),),
-    ),
-    Term(
-        "cooldown", "schedule", "result", "{w} = max(0.0, min(1.0, ({T} - {s}) / max(1, int({c} * {T}))))",
-        _MUL, choices=(("c", (0.1, 0.2, 0.3)),), local=(("w", "cool"),),
-    ),
-    Term("floor", "schedule", "result", combine="{c} + (1 - {c}) * ({e})", choices=(("c", (0.01, 0.1)),)),
-)
-
-TERMS = {"optimizer": OPTIMIZER_TERMS, "loss": LOSS_TERMS, "schedule": SCHEDULE_TERMS}
-
-# Placeholder names of each kind's main-function parameters, by position.
-_SLOTS = {"optimizer": ("g", "param", "state", "step", "hp"), "loss": ("z", "t"), "schedule": ("s", "T")}
 
 
 def insert_term(tree: ast.Module, kind: str, rng: random.Random) -> tuple[str, str] | None:
-    """Insert one term of the grammar into `tree` (in place); (description, tag) or None."""
-    fn = functions(tree).get(MAIN_FUNCTION[kind])
+    """Insert one term of the kind's grammar into `tree` (in place); (description, tag) or None."""
+    spec = kinds.proposal_kind(kind)
+    fn = functions(tree).get(spec.main_function)
     if fn is None:
         return None
-    terms = list(TERMS[kind])
+    terms = list(spec.terms)
     rng.shuffle(terms)
     for term in terms:
         done = _try_term(tree, fn, kind, term, rng)
@@ -250,9 +133,10 @@ def insert_term(tree: ast.Module, kind: str, rng: random.Random) -> tuple[str, s
 
 
 def _try_term(tree: ast.Module, fn: ast.FunctionDef, kind: str, term: Term, rng: random.Random) -> str | None:
-    names = dict(zip(_SLOTS[kind], (a.arg for a in fn.args.args), strict=True))
+    spec = kinds.proposal_kind(kind)
+    names = dict(zip(spec.slots, (a.arg for a in fn.args.args), strict=True))
     ends = returns(fn)
-    if not ends or (kind == "optimizer" and not all(_is_pair(r) for r in ends)):
+    if not ends or (spec.returns_state and not all(_is_pair(r) for r in ends)):
         return None
     at, where = body_start(fn), f"{fn.name}"
     if term.role == "tensor":
@@ -291,7 +175,7 @@ def _combine(ret: ast.Return, combine: str, names: dict[str, str], kind: str) ->
     if not combine or combine == "{e}":
         return
     assert ret.value is not None  # _try_term checked that every return returns something
-    if kind == "optimizer":  # rewrite the delta, the first element of (delta, new_state)
+    if kinds.proposal_kind(kind).returns_state:  # rewrite the value, the first element of (value, new_state)
         elts = ret.value.elts  # type: ignore[attr-defined]
         elts[0] = parse_expr(combine.format(e=ast.unparse(elts[0]), **names))
     else:

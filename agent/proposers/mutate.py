@@ -15,8 +15,9 @@ import random
 import re
 from collections.abc import Mapping
 
-from optforge.tasks.contracts import KINDS, check_source
+from optforge.tasks.contracts import KINDS, UnknownKind, check_source
 
+from .. import kinds
 from . import syntax
 from .base import Proposal, ProposalFailed, ProposalRequest
 from .crossover import crossover
@@ -34,12 +35,14 @@ def simplify(tree: ast.Module, kind: str) -> None:
     Keeps lineages from bloating and the state-memory descriptor honest."""
     changed = True
     while changed:  # each removal can leave more behind it unread
-        if kind == "optimizer":
-            _prune_optimizer(tree)
+        prune = kinds.proposal_kind(kind).prune
+        if prune is not None:
+            prune(tree)
         changed = any(_drop_dead_assignment(fn) for fn in syntax.functions(tree).values())
 
 
-def _prune_optimizer(tree: ast.Module) -> None:
+def prune_optimizer(tree: ast.Module) -> None:
+    """Drop the state entries and hyperparameters an optimizer's update never reads."""
     fns = syntax.functions(tree)
     update, init, hparams = fns.get("update"), fns.get("init"), syntax.hparams_dict(tree)
     if update is None or init is None or hparams is None:
@@ -115,8 +118,10 @@ class MutationProposer:
 
     def propose(self, request: ProposalRequest, rng: random.Random) -> Proposal:
         kind = request.kind
-        if kind not in KINDS or not request.parents:
-            raise ProposalFailed(f"mutate needs a kind in {KINDS} and at least one parent")
+        if kind not in KINDS:
+            raise ProposalFailed(str(UnknownKind(kind)))
+        if not request.parents:
+            raise ProposalFailed("mutate needs at least one parent")
         first = request.parents[0]
         errors = check_source(first.source, kind)
         if errors:

@@ -13,16 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
+from .. import kinds
+
 _Node = TypeVar("_Node", bound=ast.AST)
 TENSOR, SCALAR, INDEX, STATE, HPS = "tensor", "scalar", "index", "state", "hparams"
-
-# Parameter types of each required function, by position: names differ between candidates.
-PARAM_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
-    "optimizer": {"init": (TENSOR,), "update": (TENSOR, TENSOR, STATE, SCALAR, HPS)},
-    "loss": {"loss": (TENSOR, INDEX)},
-    "schedule": {"schedule": (SCALAR, SCALAR)},
-}
-MAIN_FUNCTION = {"optimizer": "update", "loss": "loss", "schedule": "schedule"}
 
 # Tensor methods whose result is not a tensor.
 _NON_TENSOR_METHODS = frozenset({"item", "tolist", "size", "dim", "numel", "long", "int", "bool"})
@@ -111,8 +105,9 @@ def function_scope(tree: ast.Module, fn: ast.FunctionDef, kind: str) -> Scope:
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and is_number(node.value.value):
             scope.env.update({t.id: SCALAR for t in node.targets if isinstance(t, ast.Name)})
-    main = PARAM_TYPES[kind][MAIN_FUNCTION[kind]]
-    types = PARAM_TYPES[kind].get(fn.name, main if len(fn.args.args) == len(main) else ())
+    spec = kinds.proposal_kind(kind)
+    main = spec.param_types[spec.main_function]
+    types = spec.param_types.get(fn.name, main if len(fn.args.args) == len(main) else ())
     names = [a.arg for a in fn.args.args]
     scope.env.update(dict(zip(names, types, strict=False)))  # a helper may have no types
     for stmt in statements(fn.body):

@@ -11,20 +11,16 @@ from __future__ import annotations
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from ..contracts import KINDS, Candidate, load_candidate
+from ..contracts import Candidate, load_candidate
+from ..kinds import kind_spec
 
-# kind -> subpackage holding that kind's baseline files.
-_SUBPACKAGES = {"optimizer": "optimizers", "loss": "losses", "schedule": "schedules"}
 if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; annotations only, so 3.10 still imports
     from importlib.resources.abc import Traversable
 
-assert set(_SUBPACKAGES) == set(KINDS), "every candidate kind needs a baselines subpackage"
-
 
 def _folder(kind: str) -> Traversable:
-    if kind not in _SUBPACKAGES:
-        raise ValueError(f"unknown candidate kind {kind!r}: use one of {', '.join(KINDS)}")
-    return resources.files(f"{__name__}.{_SUBPACKAGES[kind]}")
+    """The subpackage holding `kind`'s baseline files (KindSpec.baselines)."""
+    return resources.files(f"{__name__}.{kind_spec(kind).baselines}")
 
 
 def baseline_names(kind: str) -> list[str]:

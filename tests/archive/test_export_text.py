@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optforge.archive import CandidateRecord
-from optforge.archive.export import ExportIntegrityError, read_export, render_export
+from optforge.archive.export import ExportIntegrityError, PublicObject, read_export, render_export
 from optforge.archive.export_source import Emitted, emit_definitions
 
 BASE = '''"""base."""
@@ -77,8 +77,9 @@ def _render(source: str, name: str = 'odd name """ \\ with\nnewline and \x00') -
     record = CandidateRecord.new(source, "optimizer", name)
     runtime = Emitted("import math", "def load_candidate(*a):\n    return a")
     when = datetime(2026, 1, 1, tzinfo=UTC)
+    public = PublicObject("THING = CANDIDATE", ("from m import THING",))
     return render_export(
-        record, [], campaign="/runs/x", module="m", runtime=runtime, exported_at=when
+        record, [], campaign="/runs/x", runtime=runtime, exported_at=when, public=public
     )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import pathlib
+import runpy
+import sys
 
 import pytest
 
@@ -118,3 +121,25 @@ def test_losses_and_schedules_export_their_own_objects(tmp_path):
         assert main(["export", str(directory), record.id[:8], "-o", str(out)]) == 0
         module = import_file(out)
         assert public in module.__all__ and module.PROVENANCE["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "public"),
+    [("optimizer", "lion", "DiscoveredOptimizer"), ("loss", "focal", "DiscoveredLoss"),
+     ("schedule", "wsd", "discovered_schedule")],
+)
+def test_an_exported_file_loads_however_a_users_tooling_loads_files(tmp_path, kind, name, public):
+    """Registered in sys.modules or not (importlib's file loaders do not register), or run as a
+    script: each way gives the public object."""
+    directory = tmp_path / kind
+    record = make_campaign(directory, kind, [name])[name]
+    out = tmp_path / f"{name}_export.py"
+    assert main(["export", str(directory), record.id[:8], "-o", str(out)]) == 0
+    spec = importlib.util.spec_from_file_location(f"unregistered_{kind}", out)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # never put in sys.modules
+    assert f"unregistered_{kind}" not in sys.modules
+    assert module.PROVENANCE["candidate_id"] == record.id and public in module.__all__
+    assert public in runpy.run_path(str(out))
+    assert getattr(import_file(out), public) is not None

@@ -10,7 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optforge.agent.proposers import grammar, syntax
+from optforge.agent.kinds import proposal_kind
+from optforge.agent.proposers import syntax
 from optforge.agent.proposers.base import ParentInfo, Proposal, ProposalFailed, ProposalRequest
 from optforge.agent.proposers.crossover import blend_functions, blend_updates, graft
 from optforge.agent.proposers.mutate import MAX_NAME, MutationProposer, child_name, simplify
@@ -240,7 +241,7 @@ def test_swap_operator_flips_an_operator() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_insert_term_adds_statements_or_a_term_from_the_grammar(kind: str) -> None:
-    tags = {t.tag for t in grammar.TERMS[kind]}
+    tags = {t.tag for t in proposal_kind(kind).terms}
     for name in baseline_names(kind):
         for child in children("insert_term", kind, baseline_source(kind, name), 6):
             assert child.thought and child.thought.split()[1] in tags
