@@ -26,6 +26,7 @@ from optforge.archive import (
     CandidateRecord,
     EvaluationRecord,
     EventRecord,
+    LLMCallRecord,
     rank_key,
     rank_score,
 )
@@ -178,19 +179,37 @@ def ranked_rows(candidate_rows: Iterable[CandidateRow], by: RankBy = "tier2") ->
     return sorted(candidate_rows, key=lambda r: rank_key(r.verified, r.score))
 
 
+@dataclass(frozen=True)
+class ArchiveSnapshot:
+    """Everything a summary reads, table by table: from the file (`summarize`) or from the running
+    campaign's memory (agent/campaign_state.py), so the loop's display never re-reads the file."""
+
+    path: pathlib.Path
+    config: dict[str, Any]
+    candidates: Sequence[CandidateRecord]
+    evaluations: Sequence[EvaluationRecord]
+    events: Sequence[EventRecord]
+    llm_calls: Sequence[LLMCallRecord]
+
+
 def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
-    # Read each table once: the same records give the rows and the run times.
-    candidates, evaluations, events = store.candidates(), store.evaluations(), store.events()
+    """The summary of the archive in `store`, each table read once."""
+    snapshot = ArchiveSnapshot(pathlib.Path(store.path), store.config(), store.candidates(),
+                               store.evaluations(), store.events(), store.llm_calls())
+    return summarize_snapshot(snapshot, top)
+
+
+def summarize_snapshot(archive: ArchiveSnapshot, top: int = 10) -> CampaignSummary:
+    candidates, evaluations, events = archive.candidates, archive.evaluations, archive.events
     all_rows = _rows(candidates, evaluations)
     new = [r for r in all_rows if not r.is_seed]
     seeds = [r for r in all_rows if r.is_seed]
     ranked = ranked_rows(all_rows)
     best = next((r for r in ranked if not r.is_seed and r.score is not None), None)
     lead = champion(evaluations, {r.id for r in new})
-    counts = store.counts()
-    config = store.config()
+    config = archive.config
     return CampaignSummary(
-        archive=pathlib.Path(store.path),
+        archive=archive.path,
         kind=str(config.get("kind", "")),
         proposer=_proposer(events),
         n_seeds=len(seeds),
@@ -200,14 +219,14 @@ def summarize(store: ArchiveStore, top: int = 10) -> CampaignSummary:
         deduplicated=sum(1 for r in new if r.reused_from),
         duplicate_sources=sum(1 for e in events if e.kind == "duplicate_source"),
         proposal_failures=sum(1 for e in events if e.kind == "proposal_failed"),
-        llm_calls=counts.llm_calls,
-        llm_errors=counts.llm_errors,
-        llm_cost_usd=counts.llm_cost_usd,
+        llm_calls=len(archive.llm_calls),
+        llm_errors=sum(call.error is not None for call in archive.llm_calls),
+        llm_cost_usd=sum(call.cost_usd or 0.0 for call in archive.llm_calls),
         champion=next((r for r in new if lead is not None and r.id == lead.candidate_id), None),
         top=tuple(ranked[: max(top, 0)]),
         baselines={r.name: r for r in seeds},
         stopped_reason=_stopped_reason(events),
-        elapsed_s=elapsed_s(events, _times(candidates, evaluations, store.llm_calls(), events)),
+        elapsed_s=elapsed_s(events, _times(candidates, evaluations, archive.llm_calls, events)),
         best=best,
         champion_lead=lead,
         bar=_bar(best, seeds, evaluations),

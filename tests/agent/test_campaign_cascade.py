@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from optforge.agent import campaign as campaign_module
+from optforge.agent import campaign_cascade as cascade_module
 from optforge.agent.baseline_cache import BaselineCache
 from optforge.agent.campaign import Campaign, CampaignParts
 from optforge.agent.campaign_dir import effective_config
@@ -82,9 +82,9 @@ def _fake_tasks(source: str, kind: str, tier: int, screened: Evaluation, *rest: 
 
 @pytest.fixture(autouse=True)
 def fake_evaluation(monkeypatch):
-    monkeypatch.setattr(campaign_module, "contract_rejection", lambda *args: None)
-    monkeypatch.setattr(campaign_module, "run_tier0", _fake_tier0)
-    monkeypatch.setattr(campaign_module, "evaluate_tasks", _fake_tasks)
+    monkeypatch.setattr(cascade_module, "contract_rejection", lambda *args: None)
+    monkeypatch.setattr(cascade_module, "run_tier0", _fake_tier0)
+    monkeypatch.setattr(cascade_module, "evaluate_tasks", _fake_tasks)
 
 
 def _config(top_k: int, budget: int = len(PLAN)) -> dict[str, Any]:
@@ -163,3 +163,23 @@ def test_an_archive_made_under_the_old_rule_resumes_and_verifies_the_current_lea
         last = store.events("champion")[-1].data
         assert last["candidate_id"] == names["c"] and last["previous"] == names["b"]
         assert [e.kind for e in store.events()][-1] == "stop"
+
+
+def test_the_loop_reads_the_archive_file_once_however_many_candidates_it_makes(tmp_path):
+    """Selection, the cascade and the display read the campaign's records in memory: the file is
+    read once, when the campaign opens it, not again for each candidate."""
+    reads: dict[str, int] = {}
+    with ArchiveStore.create(tmp_path / "a.sqlite", _config(top_k=2)) as store:
+        config = effective_config(store)
+        for table in ("candidates", "evaluations", "events", "llm_calls", "counts", "candidate"):
+            original = getattr(store, table)
+
+            def counted(*args: Any, _table: str = table, _original: Any = original, **kwargs: Any) -> Any:
+                reads[_table] = reads.get(_table, 0) + 1
+                return _original(*args, **kwargs)
+
+            setattr(store, table, counted)
+        _run(store, config, tmp_path, Scripted())
+        during_run = dict(reads)
+        assert _verified(store) == ["a", "b", "c", "e"]  # it did the work: 5 candidates, 4 verified
+    assert during_run == {"candidates": 1, "evaluations": 1, "events": 1, "llm_calls": 1}
