@@ -4,14 +4,12 @@ may see. Held-out (tier-2) results never flow into a ParentInfo (DESIGN.md, prin
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 from optforge.archive import (
     STATE_TENSORS,
     CandidateRecord,
     EvaluationRecord,
     LLMCallRecord,
+    TaskResult,
     config_hash,
 )
 
@@ -34,7 +32,7 @@ def evaluation_record(
         score=evaluation.score,
         score_ci=evaluation.score_ci,
         error=evaluation.error,
-        tasks=tuple(asdict(t) for t in evaluation.tasks),
+        tasks=tuple(evaluation.tasks),
         fingerprint=evaluation.fingerprint,
         batching=evaluation.batching,
         batching_note=evaluation.batching_note,
@@ -91,12 +89,8 @@ def parent_info(candidate: CandidateRecord, tier1: EvaluationRecord | None) -> P
     return ParentInfo(candidate.id, candidate.name, candidate.source, score, tier1.status, feedback)
 
 
-def _feedback(task: dict[str, Any]) -> TaskFeedback:
+def _feedback(task: TaskResult) -> TaskFeedback:
     return TaskFeedback(
-        task=task["name"],
-        status=task["status"],
-        score=task.get("score"),
-        error=task.get("error"),
-        curve=tuple(task.get("curve") or ()),
-        reference_curve=tuple(task.get("reference_curve") or ()),
+        task=task.name, status=task.status, score=task.score, error=task.error,
+        curve=task.curve, reference_curve=task.reference_curve,
     )

@@ -154,8 +154,8 @@ def _paired_finals(
 ) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
     """Per-task per-seed finals of both, matched by task; None when they cannot be paired (other
     tasks or seeds, e.g. evaluated under another config)."""
-    finals_a = {t["name"]: t.get("seed_finals") or [] for t in a.tasks}
-    finals_b = {t["name"]: t.get("seed_finals") or [] for t in b.tasks}
+    finals_a = {t.name: t.seed_finals for t in a.tasks}
+    finals_b = {t.name: t.seed_finals for t in b.tasks}
     if not finals_a or set(finals_a) != set(finals_b) or a.task_versions != b.task_versions:
         return None
     names = sorted(finals_a)

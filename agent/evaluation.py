@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from optforge.archive import TaskResult
 from optforge.sandbox import Job, Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import check_source, declared_hparams
@@ -27,26 +28,6 @@ from .baseline_cache import BaselineCache
 from .config import EvaluationConfig
 from .limits import JobTimeouts
 from .sweeps import ENTRY, SweepOutcome, SweepSpec, run_sweeps
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    name: str
-    status: str  # "ok", "diverged", "error", "timeout", "oom", "crashed", "sandbox_error"
-    metric: str
-    score: float | None = None
-    score_ci: tuple[float, float] | None = None
-    final: float | None = None  # candidate's mean held-out metric at the end of the budget
-    final_ci: tuple[float, float] | None = None
-    reference_final: float | None = None  # tuned AdamW's
-    paired_diff_ci: tuple[float, float] | None = None  # CI of (candidate - AdamW) final, paired by seed
-    lr: float | None = None  # candidate's best learning rate
-    reference_lr: float | None = None
-    error: str | None = None
-    seconds: float = 0.0  # sandbox time of the candidate's jobs on this task
-    seed_finals: tuple[float, ...] = ()  # final held-out metric per seed (paired comparisons)
-    curve: tuple[float, ...] = ()  # mean held-out metric at each checkpoint, at the best lr
-    reference_curve: tuple[float, ...] = ()  # tuned AdamW's, same checkpoints
 
 
 @dataclass(frozen=True)

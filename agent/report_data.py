@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+
+from optforge.archive import TaskResult
 
 from .review import ArchiveView
 from .summary import CandidateRow
@@ -88,45 +89,46 @@ def curve_candidates(
     view: ArchiveView, ranked: list[CandidateRow], tier: int, k: int
 ) -> list[CandidateRow]:
     """The best `k` of `ranked` that have task curves at `tier`."""
-    return [r for r in ranked if any(t.get("curve") for t in _tasks(view, r.id, tier))][:k]
+    return [r for r in ranked if any(t.curve for t in _tasks(view, r.id, tier))][:k]
 
 
 def curve_panels(view: ArchiveView, top: list[CandidateRow], tier: int) -> list[CurvePanel]:
     """One panel per task of `tier`, in the order the tasks were evaluated."""
     names: list[str] = []
     for r in top:
-        names += [t["name"] for t in _tasks(view, r.id, tier) if t["name"] not in names]
+        names += [t.name for t in _tasks(view, r.id, tier) if t.name not in names]
     return [_panel(view, top, tier, name) for name in names]
 
 
 def _panel(view: ArchiveView, top: list[CandidateRow], tier: int, name: str) -> CurvePanel:
     curves: dict[str, tuple[float, ...]] = {}
     missing: list[str] = []
-    metric, reference = "", ()
+    metric = ""
+    reference_curve: tuple[float, ...] = ()
     for r in top:
         task = _task(view, r.id, tier, name)
-        if task and task.get("curve"):
-            curves[f"{r.id[:8]} {r.name}"] = tuple(task["curve"])
-            metric = metric or task.get("metric", "")
-            reference = reference or tuple(task.get("reference_curve") or ())
+        if task and task.curve:
+            curves[f"{r.id[:8]} {r.name}"] = task.curve
+            metric = metric or task.metric
+            reference_curve = reference_curve or task.reference_curve
         elif task:
-            missing.append(f"{r.id[:8]} {r.name}: {task['status']}")
-    if reference:
-        curves["tuned AdamW"] = reference  # every candidate's task holds the same reference curve
+            missing.append(f"{r.id[:8]} {r.name}: {task.status}")
+    if reference_curve:
+        curves["tuned AdamW"] = reference_curve  # every candidate's task holds the same reference curve
     lion = seed_row(view, LION)
     lion_task = _task(view, lion.id, tier, name) if lion else None
-    if lion_task and lion_task.get("curve"):
-        curves["Lion"] = tuple(lion_task["curve"])
+    if lion_task and lion_task.curve:
+        curves["Lion"] = lion_task.curve
     else:
         why = "no Lion seed" if lion is None else f"Lion has no tier-{tier} curve on this task"
         missing.append(why)
     return CurvePanel(name, metric, tier, curves, tuple(missing))
 
 
-def _tasks(view: ArchiveView, cid: str, tier: int) -> tuple[dict[str, Any], ...]:
+def _tasks(view: ArchiveView, cid: str, tier: int) -> tuple[TaskResult, ...]:
     evaluation = view.evaluation(cid, tier)
     return evaluation.tasks if evaluation is not None else ()
 
 
-def _task(view: ArchiveView, cid: str, tier: int, name: str) -> dict[str, Any] | None:
-    return next((t for t in _tasks(view, cid, tier) if t["name"] == name), None)
+def _task(view: ArchiveView, cid: str, tier: int, name: str) -> TaskResult | None:
+    return next((t for t in _tasks(view, cid, tier) if t.name == name), None)

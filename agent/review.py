@@ -211,7 +211,7 @@ def task_scores(evaluation: EvaluationRecord | None) -> dict[str, float | None]:
     """Task name -> score at that tier (None for a failed task); the aggregate under the key ""."""
     if evaluation is None:
         return {}
-    scores: dict[str, float | None] = {t["name"]: t.get("score") for t in evaluation.tasks}
+    scores: dict[str, float | None] = {t.name: t.score for t in evaluation.tasks}
     scores[""] = evaluation.score
     return scores
 
@@ -244,10 +244,15 @@ def detail_json(view: ArchiveView, candidate: CandidateRecord) -> dict[str, Any]
     }
 
 
+def _json_value(value: Any) -> Any:
+    """As JSON gives it back: a CI is a list."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _evaluation_json(e: EvaluationRecord) -> dict[str, Any]:
     tasks = [
         {
-            k: t.get(k)
+            k: _json_value(getattr(t, k))
             for k in (
                 "name",
                 "status",

@@ -192,23 +192,23 @@ def _print_evaluation(out: Console, e: EvaluationRecord) -> None:
     if not e.tasks:
         return
     table = Table(title=f"tier {e.tier} per task (score = tuned AdamW's final / the candidate's)")
-    errors = any(t.get("error") for t in e.tasks)  # an error column only when there is one
+    errors = any(t.error for t in e.tasks)  # an error column only when there is one
     for column in ("task", "status", "score [95% CI]", "metric", "final", "AdamW final"):
         table.add_column(column)
     if errors:
         table.add_column("error")
     for t in e.tasks:
-        ci = tuple(t["score_ci"]) if t.get("score_ci") else None
+        ci = t.score_ci
         cells: list[str | Text] = [
-            t["name"],
-            _status(t["status"]),
-            score_text(t.get("score"), ci),
-            t.get("metric") or "-",
-            _number(t.get("final")),
-            _number(t.get("reference_final")),
+            t.name,
+            _status(t.status),
+            score_text(t.score, ci),
+            t.metric or "-",
+            _number(t.final),
+            _number(t.reference_final),
         ]
         if errors:
-            cells.append(Text(first_line(t.get("error")) or "", overflow="fold"))
+            cells.append(Text(first_line(t.error) or "", overflow="fold"))
         table.add_row(*cells)
     out.print(table)
 
@@ -225,7 +225,7 @@ def _number(value: float | None) -> str:
 def _baseline_matrix(view: ArchiveView, candidate: CandidateRecord, tier: int) -> Table:
     """The candidate against every seed baseline at one tier: aggregate and per-task scores."""
     rows = baseline_table(view, candidate, tier)
-    tasks = [t["name"] for t in (view.evaluation(candidate.id, tier) or _empty()).tasks]
+    tasks = [t.name for t in (view.evaluation(candidate.id, tier) or _empty()).tasks]
     table = Table(title=f"tier {tier}: against the baselines (x tuned AdamW; - = not evaluated)")
     for column in ("candidate", "all tasks", *tasks):
         table.add_column(column, justify="left" if column == "candidate" else "right")

@@ -140,12 +140,12 @@ def _evaluation(e: EvaluationRecord) -> dict[str, Any]:
         "seeds": e.seeds,
         "lr_sweep": list(e.learning_rates),
         "tasks": {
-            str(t.get("name")): {
-                "status": t.get("status"),
-                "score": t.get("score"),
-                "score_ci": t.get("score_ci"),
-                "lr": t.get("lr"),
-                "adamw_lr": t.get("reference_lr"),
+            t.name: {
+                "status": t.status,
+                "score": t.score,
+                "score_ci": list(t.score_ci) if t.score_ci else None,
+                "lr": t.lr,
+                "adamw_lr": t.reference_lr,
             }
             for t in e.tasks
         },

@@ -10,12 +10,13 @@ cannot be stored fails here, in the caller's code, not later inside a transactio
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import json
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 TIERS = (0, 1, 2)
@@ -65,6 +66,21 @@ def _json_form(value: Any, what: str) -> Any:
         raise TypeError(f"{what} must be JSON-serializable: {exc}") from None
 
 
+def _task(value: TaskResult | Mapping[str, Any]) -> TaskResult:
+    """A task result, from one or from its JSON form (as read back from the file); checked to be
+    JSON-serializable, so what is stored is what reads back."""
+    if isinstance(value, TaskResult):
+        task = value
+    else:
+        data = _json_form(dict(value), "tasks")
+        missing = [name for name in ("name", "status", "metric") if name not in data]
+        if missing:
+            raise TypeError(f"tasks: a task needs name, status and metric; this one lacks {', '.join(missing)}")
+        task = TaskResult.from_json(data)
+    _json_form(dataclasses.asdict(task), "tasks")
+    return task
+
+
 def _ci(value: Any, what: str) -> tuple[float, float] | None:
     if value is None:
         return None
@@ -105,10 +121,46 @@ class CandidateRecord:
 
 
 @dataclass(frozen=True)
+class TaskResult:
+    """One task of one tier's evaluation, as scored (agent/evaluation.py fills it in).
+
+    Stored as a JSON object in its evaluation's `tasks` column; `from_json` reads it back, also
+    from archives written before a field existed (it takes its default)."""
+
+    name: str
+    status: str  # "ok", "diverged", "error", "timeout", "oom", "crashed", "sandbox_error"
+    metric: str
+    score: float | None = None
+    score_ci: tuple[float, float] | None = None
+    final: float | None = None  # candidate's mean held-out metric at the end of the budget
+    final_ci: tuple[float, float] | None = None
+    reference_final: float | None = None  # tuned AdamW's
+    paired_diff_ci: tuple[float, float] | None = None  # CI of (candidate - AdamW) final, paired by seed
+    lr: float | None = None  # candidate's best learning rate
+    reference_lr: float | None = None
+    error: str | None = None
+    seconds: float = 0.0  # sandbox time of the candidate's jobs on this task
+    seed_finals: tuple[float, ...] = ()  # final held-out metric per seed (paired comparisons)
+    curve: tuple[float, ...] = ()  # mean held-out metric at each checkpoint, at the best lr
+    reference_curve: tuple[float, ...] = ()  # tuned AdamW's, same checkpoints
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> TaskResult:
+        known = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in value.items() if k in known}
+        for name in ("score_ci", "final_ci", "paired_diff_ci"):
+            if kept.get(name) is not None:
+                kept[name] = tuple(kept[name])
+        for name in ("seed_finals", "curve", "reference_curve"):
+            kept[name] = tuple(kept.get(name) or ())
+        return cls(**kept)
+
+
+@dataclass(frozen=True)
 class EvaluationRecord:
     """One tier's evaluation of one candidate: at most one per (candidate, tier), never updated.
 
-    `tasks` holds one JSON-able dict per task (`dataclasses.asdict(TaskResult)`); `descriptors` are
+    `tasks` holds one `TaskResult` per task (JSON objects in the file); `descriptors` are
     behaviour descriptors measured by the agent for selection (e.g. {"state_tensors": 2}).
     `reused_from` names the candidate whose evaluation was copied when this one was deduplicated by
     its tier-0 fingerprint (then `seconds` is 0: it cost no evaluation).
@@ -120,7 +172,7 @@ class EvaluationRecord:
     score: float | None = None
     score_ci: tuple[float, float] | None = None
     error: str | None = None
-    tasks: tuple[dict[str, Any], ...] = field(default=(), hash=False)
+    tasks: tuple[TaskResult, ...] = field(default=(), hash=False)
     fingerprint: str | None = None
     # Archives before schema 3 only: whether seeds were stacked into one run. Newer records say how
     # members (seeds x learning rates) were batched instead, and why not more (the first error line).
@@ -146,7 +198,7 @@ class EvaluationRecord:
             raise ValueError(f"score must be finite or None, got {self.score!r}")
         set_ = object.__setattr__  # frozen: normalize once, here
         set_(self, "score_ci", _ci(self.score_ci, "score_ci"))
-        set_(self, "tasks", tuple(_json_form(list(self.tasks), "tasks")))
+        set_(self, "tasks", tuple(_task(t) for t in self.tasks))
         set_(self, "learning_rates", tuple(float(lr) for lr in self.learning_rates))
         set_(self, "task_versions", _json_form(dict(self.task_versions), "task_versions"))
         set_(self, "descriptors", _json_form(dict(self.descriptors), "descriptors"))

@@ -15,6 +15,7 @@ on (set by the store) this also covers the deletes that INSERT OR REPLACE perfor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from dataclasses import fields
@@ -192,6 +193,8 @@ def decode(cls: type[R], row: sqlite3.Row | tuple[Any, ...]) -> R:
 
 
 def _encode(name: str, value: Any) -> Any:
+    if name == "tasks":  # typed task results (records.TaskResult), stored as JSON objects
+        return json.dumps([dataclasses.asdict(task) for task in value])
     if name in _JSON_FIELDS and value is not None:
         return json.dumps(value)
     return value

@@ -40,7 +40,7 @@ def _eval(
     reused: str | None = None,
 ) -> EvaluationRecord:
     finals = finals or {n: [1.0] * 4 for n in TASKS}
-    tasks = tuple({"name": n, "status": "ok", "seed_finals": f} for n, f in finals.items())
+    tasks = tuple({"name": n, "status": "ok", "metric": "loss", "seed_finals": f} for n, f in finals.items())
     return EvaluationRecord(
         cid, tier, status, score=score if status == "ok" else None, tasks=tasks, seeds=4,
         task_versions=V1 if versions is None else versions, reused_from=reused, created_at=at,

@@ -193,6 +193,7 @@ def _finals_eval(cid: str, tier: int, score: float, scale: float, at: float, see
         {
             "name": n,
             "status": "ok",
+            "metric": "loss",
             "seed_finals": list(scale * (1 + 0.01 * rng.standard_normal(4))),
         }
         for n in ("a", "b", "c")

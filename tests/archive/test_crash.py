@@ -27,7 +27,7 @@ while True:
     c = candidate(i, parents=(parent,) if parent else (), size=i % 300)
     store.add_candidate(c, llm_calls=[llm_call()])
     print("candidate", c.id, flush=True)
-    store.add_evaluation(evaluation(c.id, tier=0, tasks=({"name": "t", "curve": [0.5] * 50},)))
+    store.add_evaluation(evaluation(c.id, tier=0, tasks=({"name": "t", "status": "ok", "metric": "loss", "curve": [0.5] * 50},)))
     print("evaluation", c.id, flush=True)
     store.add_event(EventRecord("tick", {"i": i}))
     print("event", i, flush=True)

@@ -10,6 +10,7 @@ from optforge.archive import (
     CandidateRecord,
     EvaluationRecord,
     EventRecord,
+    TaskResult,
     candidate_id,
     config_hash,
     normalize_source,
@@ -64,11 +65,12 @@ def test_evaluation_fields_are_normalized_to_their_json_form() -> None:
         "ok",
         score=1.2,
         score_ci=[1.0, 1.4],
-        tasks=[{"name": "t", "score_ci": (0.9, 1.1)}],
+        tasks=[{"name": "t", "status": "ok", "metric": "loss", "score_ci": [0.9, 1.1], "gone": 1}],
         learning_rates=[1, 2],
     )
     assert ev.score_ci == (1.0, 1.4)
-    assert ev.tasks == ({"name": "t", "score_ci": [0.9, 1.1]},)
+    # A task's JSON form reads back typed; a key no field holds (an older archive's) is left out.
+    assert ev.tasks == (TaskResult("t", "ok", "loss", score_ci=(0.9, 1.1)),)
     assert ev.learning_rates == (1.0, 2.0)
     hash(ev)  # dict-valued fields are left out of the hash
 
@@ -93,6 +95,8 @@ def test_values_json_cannot_hold_fail_when_the_record_is_built() -> None:
         EventRecord("start", {"when": object()})
     with pytest.raises(TypeError, match="tasks"):
         EvaluationRecord("c", 1, "ok", tasks=({"x": {1, 2}},))
+    with pytest.raises(TypeError, match="tasks: a task needs name, status and metric; this one lacks metric"):
+        EvaluationRecord("c", 1, "ok", tasks=({"name": "t", "status": "ok"},))
 
 
 def test_candidate_rejects_negative_island_or_generation() -> None:

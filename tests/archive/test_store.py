@@ -93,7 +93,7 @@ def test_reopening_gives_back_every_record_unchanged(tmp_path: Path) -> None:
             tier=1,
             score=1.3,
             score_ci=(1.1, 1.5),
-            tasks=({"name": "mlp", "score_ci": (1.0, 2.0)},),
+            tasks=({"name": "mlp", "status": "ok", "metric": "loss", "score_ci": (1.0, 2.0)},),
             fingerprint="f",
             batching="vmap",
             batching_note="vmap_lr: update raised RuntimeError: vmap: ...",
