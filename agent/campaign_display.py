@@ -20,7 +20,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .progress import Best, Progress
+from .progress import Progress
 from .summary import CampaignSummary, CandidateRow
 
 # Statuses that are not failures: "ok", and "pending" (stored, not evaluated yet).
@@ -79,10 +79,11 @@ def llm_text(calls: int, errors: int, cost_usd: float) -> str:
     return f"{calls} calls, {errors} errors, ${cost_usd:.4f}"
 
 
-def best_text(best: Best | None) -> str:
-    if best is None:
+def best_text(best: CandidateRow | None) -> str:
+    """The best new candidate, verified first: its score, from the tier it says."""
+    if best is None or best.score is None:
         return "-"
-    return f"{score_text(best.score, best.score_ci)} {best.id[:12]} {best.name} (tier {best.tier})"
+    return f"{score_text(best.score, best.score_ci)} {best.id[:12]} {best.name} (tier {best.score_tier})"
 
 
 # -- while the campaign runs ------------------------------------------------------------------
@@ -138,7 +139,9 @@ class LiveDisplay:
 
     def _print_if_changed(self, progress: Progress) -> None:
         stopped = (progress.phase or "").startswith("stopped")
-        key = (progress.done, progress.budget, progress.best, stopped)
+        s = progress.summary
+        best = None if s.best is None else (s.best.id, s.best.score, s.best.score_tier)
+        key = (s.done, s.budget, best, stopped)
         if key != self._last_key:
             self._last_key = key
             self.log(progress_line(progress))
@@ -151,46 +154,48 @@ class LiveDisplay:
 
 def progress_line(p: Progress) -> str:
     """`[done/budget] best <score> <id12> <name> | failures: ... | llm: ... | eta ...`."""
-    parts = [f"[{p.done}/{p.budget}] best {best_text(p.best)}"]
-    parts.append(f"failures: {failures_text(p.statuses or {})}")
-    if p.deduplicated or p.duplicate_sources or p.proposal_failures:
-        parts.append(_dedupe_text(p))
-    if shows_llm(p.proposer or "", p.llm_calls):
-        parts.append(f"llm: {llm_text(p.llm_calls, p.llm_errors, p.llm_cost_usd)}")
+    s = p.summary
+    parts = [f"[{s.done}/{s.budget}] best {best_text(s.best)}"]
+    parts.append(f"failures: {failures_text(s.statuses)}")
+    if s.deduplicated or s.duplicate_sources or s.proposal_failures:
+        parts.append(_dedupe_text(s))
+    if shows_llm(s.proposer, s.llm_calls):
+        parts.append(f"llm: {llm_text(s.llm_calls, s.llm_errors, s.llm_cost_usd)}")
     parts.append(f"elapsed {duration_text(p.elapsed_s)}, eta {duration_text(p.eta_s)}")
     parts.append(p.phase or "")
     return " | ".join(part for part in parts if part)
 
 
-def _dedupe_text(p: Progress) -> str:
+def _dedupe_text(s: CampaignSummary) -> str:
     return (
-        f"dedupe: {p.deduplicated} reused evaluations, {p.duplicate_sources} duplicate sources, "
-        f"{p.proposal_failures} failed proposals"
+        f"dedupe: {s.deduplicated} reused evaluations, {s.duplicate_sources} duplicate sources, "
+        f"{s.proposal_failures} failed proposals"
     )
 
 
 def progress_panel(p: Progress, since_update_s: float = 0.0) -> Panel:
     """The live panel; `since_update_s` advances the clock between snapshots."""
+    s = p.summary
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
     bar = Table.grid(padding=(0, 1))
     bar.add_row(
-        ProgressBar(total=max(p.budget, 1), completed=min(p.done, max(p.budget, 1)), width=40),
-        f"{p.done}/{p.budget} candidates (+{p.seeds} seeds), generation {p.generation}",
+        ProgressBar(total=max(s.budget, 1), completed=min(s.done, max(s.budget, 1)), width=40),
+        f"{s.done}/{s.budget} candidates (+{s.n_seeds} seeds), generation {p.generation}",
     )
     grid.add_row("progress", bar)
-    grid.add_row("best", Text(best_text(p.best)))
+    grid.add_row("best", Text(best_text(s.best)))
     grid.add_row("phase", Text(p.phase or "-"))
-    grid.add_row("failures", Text(failures_text(p.statuses or {})))
-    grid.add_row("dedupe", Text(_dedupe_text(p).removeprefix("dedupe: ")))
-    if shows_llm(p.proposer or "", p.llm_calls):
-        grid.add_row("llm", Text(llm_text(p.llm_calls, p.llm_errors, p.llm_cost_usd)))
+    grid.add_row("failures", Text(failures_text(s.statuses)))
+    grid.add_row("dedupe", Text(_dedupe_text(s).removeprefix("dedupe: ")))
+    if shows_llm(s.proposer, s.llm_calls):
+        grid.add_row("llm", Text(llm_text(s.llm_calls, s.llm_errors, s.llm_cost_usd)))
     eta = None if p.eta_s is None else max(p.eta_s - since_update_s, 0.0)
     elapsed = (p.elapsed_s or 0.0) + since_update_s
     grid.add_row("time", f"elapsed {duration_text(elapsed)}, eta {duration_text(eta)}")
-    title = f"optforge: {p.kind} campaign, proposer {p.proposer or '?'}"
-    return Panel(grid, title=Text(title), subtitle=Text(str(p.archive)), expand=False)
+    title = f"optforge: {s.kind} campaign, proposer {s.proposer or '?'}"
+    return Panel(grid, title=Text(title), subtitle=Text(str(s.archive)), expand=False)
 
 
 # -- when it ends, and `optforge status` ------------------------------------------------------

@@ -9,7 +9,8 @@ from __future__ import annotations
 from .campaign_parts import CampaignParts
 from .campaign_state import CampaignArchive
 from .config import CampaignConfig
-from .summary import progress_of, summarize_snapshot
+from .progress import Progress
+from .summary import summarize_snapshot
 
 
 class CampaignClock:
@@ -43,9 +44,5 @@ class ProgressReporter:
 
     def report(self, phase: str, generation: int) -> None:
         summary = summarize_snapshot(self.archive.snapshot(), top=1)
-        budget = self.config.budget.max_candidates
-        self.parts.on_progress(progress_of(
-            summary, proposer=self.parts.proposer.name, phase=phase, budget=budget,
-            generation=generation, elapsed_s=self.clock.elapsed(),
-            eta_s=self.clock.eta(summary.done, budget),
-        ))
+        eta = self.clock.eta(summary.done, self.config.budget.max_candidates)
+        self.parts.on_progress(Progress(summary, phase, generation, self.clock.elapsed(), eta))

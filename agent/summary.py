@@ -33,7 +33,6 @@ from optforge.archive import (
 
 from .campaign_dir import config_in_force
 from .cascade import Champion, best_baseline, champion
-from .progress import Best, Progress
 
 SEED_PROPOSER = "seed"  # CandidateRecord.proposer of the bundled baselines
 RUN_STARTS = ("start", "resume")
@@ -288,40 +287,3 @@ def elapsed_s(events: Sequence[EventRecord], times: Iterable[float]) -> float:
         inside = [t for t in stamps if begin <= t < end]
         total += max(inside, default=begin) - begin
     return total
-
-
-def progress_of(
-    summary: CampaignSummary,
-    *,
-    proposer: str,
-    phase: str,
-    budget: int,
-    generation: int,
-    elapsed_s: float,
-    eta_s: float | None,
-) -> Progress:
-    """The display's snapshot of a running campaign: the archive's counts plus the loop's clock."""
-    top = summary.best  # the champion once one is verified on tier 2, else the tier-1 leader
-    best = None
-    if top is not None and top.score is not None and top.score_tier is not None:
-        best = Best(top.id, top.name, top.score, top.score_ci, top.score_tier)
-    return Progress(
-        archive=summary.archive,
-        kind=summary.kind,
-        proposer=proposer,
-        done=summary.done,
-        budget=budget,
-        phase=phase,
-        generation=generation,
-        seeds=summary.n_seeds,
-        best=best,
-        statuses=dict(summary.statuses),
-        deduplicated=summary.deduplicated,
-        duplicate_sources=summary.duplicate_sources,
-        proposal_failures=summary.proposal_failures,
-        llm_calls=summary.llm_calls,
-        llm_errors=summary.llm_errors,
-        llm_cost_usd=summary.llm_cost_usd,
-        elapsed_s=elapsed_s,
-        eta_s=eta_s,
-    )

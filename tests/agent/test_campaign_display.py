@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import pathlib
+from collections import Counter
 
 import pytest
 from rich.console import Console
@@ -15,12 +16,17 @@ from optforge.agent.campaign_display import (
     print_status,
     print_summary,
 )
-from optforge.agent.progress import Best, Progress
-from optforge.agent.summary import summarize
+from optforge.agent.progress import Progress
+from optforge.agent.summary import CampaignSummary, CandidateRow, summarize
 from optforge.archive import ArchiveStore, EventRecord
 from tests.agent.test_summary import build_campaign, build_verified_campaign
 
-BEST = Best("3fa9c2e1aaaa" + "0" * 52, "adam_tanh", 1.072, (1.03, 1.11), 1)
+BEST = CandidateRow(
+    id="3fa9c2e1aaaa" + "0" * 52, name="adam_tanh", kind="optimizer", proposer="llm", island=0,
+    generation=1, parent_ids=(), status="ok", tier=1, score=1.072, tier1_score=1.072,
+    tier1_ci=(1.03, 1.11), tier2_score=None, tier2_ci=None, reused_from=None, is_seed=False,
+)
+LOOP_FIELDS = ("phase", "generation", "elapsed_s", "eta_s")
 
 
 def _console(terminal: bool = False) -> tuple[Console, io.StringIO]:
@@ -29,23 +35,17 @@ def _console(terminal: bool = False) -> tuple[Console, io.StringIO]:
 
 
 def _progress(**changes: object) -> Progress:
-    base = Progress(
-        archive=pathlib.Path("runs/demo/archive.sqlite"),
-        kind="optimizer",
-        proposer="llm:gpt-4o-mini",
-        done=12,
-        budget=200,
-        phase="tier 1: 3fa9c2e1 adam_tanh",
-        seeds=8,
-        best=BEST,
-        statuses={"ok": 9, "failed_tier0": 2, "diverged": 1},
-        llm_calls=14,
-        llm_errors=2,
-        llm_cost_usd=0.0123,
-        elapsed_s=192.0,
-        eta_s=3000.0,
+    """A snapshot: the summary's figures, with `changes` to them or to the loop's own fields."""
+    loop = {name: changes.pop(name) for name in LOOP_FIELDS if name in changes}
+    summary = CampaignSummary(
+        archive=pathlib.Path("runs/demo/archive.sqlite"), kind="optimizer",
+        proposer="llm:gpt-4o-mini", n_seeds=8, done=12, budget=200,
+        statuses=Counter({"ok": 9, "failed_tier0": 2, "diverged": 1}), deduplicated=0,
+        duplicate_sources=0, proposal_failures=0, llm_calls=14, llm_errors=2, llm_cost_usd=0.0123,
+        champion=None, top=(), best=BEST,
     )
-    return dataclasses.replace(base, **changes)
+    defaults = {"phase": "tier 1: 3fa9c2e1 adam_tanh", "elapsed_s": 192.0, "eta_s": 3000.0}
+    return Progress(dataclasses.replace(summary, **changes), **{**defaults, **loop})  # type: ignore[arg-type]
 
 
 def test_plain_progress_line_names_count_best_failures_llm_and_eta():

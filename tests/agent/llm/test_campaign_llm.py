@@ -250,7 +250,7 @@ def test_llm_campaign_survives_every_failure_and_records_everything(
     assert stop.data == {"reason": reason}
     assert sum(line.startswith("proposal failed: ") for line in logs) == 3
 
-    final = progress[-1]
+    final = progress[-1].summary
     assert (final.done, final.budget, final.proposer) == (3, 3, f"llm:{model}")
     assert (final.proposal_failures, final.duplicate_sources) == (3, 1)
     assert (final.llm_calls, final.llm_errors) == (9, 2)
@@ -297,7 +297,7 @@ def test_llm_cost_budget_stops_the_campaign(
     calls = store.llm_calls()
     assert [call.cost_usd for call in calls] == pytest.approx([0.30] * 3)
     assert store.counts().llm_cost_usd == pytest.approx(0.90)
-    assert progress[-1].llm_cost_usd == pytest.approx(0.90)
+    assert progress[-1].summary.llm_cost_usd == pytest.approx(0.90)
     (candidate,) = new_candidates(store)
     assert candidate.proposer == f"llm:{model}"
     assert len(store.events("proposal_failed")) == 1
