@@ -183,7 +183,7 @@ class Campaign:
             # Proposals that came back unused (a cost or wall-time stop): their calls were paid for.
             for _, future in queue:
                 if future.done() and not future.cancelled() and future.exception() is None:
-                    for call in records.llm_call_records(future.result().llm_calls):
+                    for call in future.result().llm_calls:
                         self.archive.add_llm_call(call)
 
     def _migrate(self) -> None:
@@ -198,7 +198,7 @@ class Campaign:
             self._proposal_failed(outcome)
             return None
         record = records.candidate_record(outcome, self.kind, island, self._generation())
-        if not self.archive.add_candidate(record, records.llm_call_records(outcome.llm_calls)):
+        if not self.archive.add_candidate(record, outcome.llm_calls):
             self._fruitless += 1
             self._event("duplicate_source", {"candidate_id": record.id, "proposer": outcome.proposer})
             return None
@@ -207,7 +207,7 @@ class Campaign:
 
     def _proposal_failed(self, failure: ProposalFailed) -> None:
         self._fruitless += 1
-        for call in records.llm_call_records(failure.llm_calls):
+        for call in failure.llm_calls:
             self.archive.add_llm_call(call)
         self._event("proposal_failed", {"proposer": self.parts.proposer.name, "error": str(failure)})
         self.parts.on_log(f"proposal failed: {failure}")

@@ -8,14 +8,13 @@ from optforge.archive import (
     STATE_TENSORS,
     CandidateRecord,
     EvaluationRecord,
-    LLMCallRecord,
     TaskResult,
     config_hash,
 )
 
 from .config import EvaluationConfig
 from .evaluation import Evaluation
-from .proposers.base import LLMCall, ParentInfo, Proposal, TaskFeedback
+from .proposers.base import ParentInfo, Proposal, TaskFeedback
 
 
 def evaluation_record(
@@ -68,14 +67,6 @@ def candidate_record(
         prompt=proposal.prompt,
         reply=proposal.reply,
     )
-
-
-def llm_call_records(calls: tuple[LLMCall, ...]) -> list[LLMCallRecord]:
-    """Calls as records; the store sets candidate_id when they arrive with a candidate."""
-    return [
-        LLMCallRecord(None, c.model, c.tokens_in, c.tokens_out, c.cost_usd, c.latency_s, c.error)
-        for c in calls
-    ]
 
 
 def parent_info(candidate: CandidateRecord, tier1: EvaluationRecord | None) -> ParentInfo:

@@ -23,6 +23,9 @@ class Message:
 
 @dataclass(frozen=True)
 class ChatReply:
+    """One HTTP request's answer. Not a call record: the record (archive LLMCallRecord, written by
+    retry.py) is one logical call, its latency spanning every retry, and failed calls have one too."""
+
     text: str
     tokens_in: int
     tokens_out: int

@@ -4,7 +4,7 @@ Policy: retry what may go away (429, 5xx, timeouts, connection errors, malformed
 exponential backoff and "equal jitter" (half the backoff fixed, half random, so that clients that
 failed together do not retry together, yet no retry comes at once after a rate limit); honour the
 server's Retry-After; never retry any other 4xx (a bad request or a wrong key fails the same way
-again); stop after `max_attempts`. One logical call, however many attempts, is one LLMCall record.
+again); stop after `max_attempts`. One logical call, however many attempts, is one LLMCallRecord.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import tenacity
 
+from optforge.archive import LLMCallRecord
+
 from ..config import LLMConfig
-from ..proposers.base import LLMCall
 from .client import ChatClient, ChatError, ChatReply, Message
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class LLMCallFailed(Exception):
     """Every attempt failed (or one failed that is not worth retrying). `call.error` says how each
     attempt failed; the message is the same line."""
 
-    def __init__(self, call: LLMCall):
+    def __init__(self, call: LLMCallRecord):
         super().__init__(call.error)
         self.call = call
 
@@ -68,7 +69,7 @@ def chat(
     *,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
-) -> tuple[ChatReply, LLMCall]:
+) -> tuple[ChatReply, LLMCallRecord]:
     """Send `request`, retrying per `policy`. Returns the reply and its record; raises
     LLMCallFailed (carrying the record) when no attempt succeeded.
 
@@ -117,10 +118,10 @@ def chat(
         reply = retrying(attempt)
     except ChatError:
         elapsed = time.perf_counter() - started
-        call = LLMCall(request.model, 0, 0, None, elapsed, error=failure_line(failures))
+        call = LLMCallRecord(None, request.model, 0, 0, None, elapsed, error=failure_line(failures))
         raise LLMCallFailed(call) from None
     elapsed = time.perf_counter() - started
-    return reply, LLMCall(request.model, reply.tokens_in, reply.tokens_out, reply.cost_usd, elapsed)
+    return reply, LLMCallRecord(None, request.model, reply.tokens_in, reply.tokens_out, reply.cost_usd, elapsed)
 
 
 def failure_line(failures: Sequence[ChatError]) -> str:

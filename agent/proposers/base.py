@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from optforge.archive import LLMCallRecord
+
 
 @dataclass(frozen=True)
 class TaskFeedback:
@@ -46,18 +48,6 @@ class ProposalRequest:
 
 
 @dataclass(frozen=True)
-class LLMCall:
-    """One call to a language model, recorded whether it succeeded or not (never the API key)."""
-
-    model: str
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float | None  # None when the provider's price is unknown
-    latency_s: float
-    error: str | None = None  # first line, e.g. "RateLimitError: 429 after 5 attempts"
-
-
-@dataclass(frozen=True)
 class Proposal:
     source: str
     name: str  # short human name, e.g. "lion_tanh_momentum"
@@ -66,7 +56,7 @@ class Proposal:
     thought: str | None = None  # the model's stated idea (LLM) or the mutation applied (mutate)
     prompt: str | None = None
     reply: str | None = None
-    llm_calls: tuple[LLMCall, ...] = field(default_factory=tuple)
+    llm_calls: tuple[LLMCallRecord, ...] = field(default_factory=tuple)
 
 
 class ProposalFailed(Exception):
@@ -74,7 +64,7 @@ class ProposalFailed(Exception):
 
     Carries the LLM calls made so the loop can record their cost and errors."""
 
-    def __init__(self, message: str, llm_calls: tuple[LLMCall, ...] = ()):
+    def __init__(self, message: str, llm_calls: tuple[LLMCallRecord, ...] = ()):
         super().__init__(message)
         self.llm_calls = llm_calls
 

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
+from optforge.archive import LLMCallRecord
 from optforge.tasks.contracts import check_source, source_hash
 
 from ..config import LLMConfig, resolve_llm_config
@@ -21,7 +22,7 @@ from ..llm.factory import make_chat_client
 from ..llm.prompting import Mode, build_messages, repair_message, transcript
 from ..llm.replies import DiffError, ReplyError, apply_diff, parse_reply
 from ..llm.retry import ChatRequest, LLMCallFailed, RetryPolicy, chat
-from .base import LLMCall, Proposal, ProposalFailed, ProposalRequest
+from .base import Proposal, ProposalFailed, ProposalRequest
 
 
 class ContractViolation(ReplyError):
@@ -52,7 +53,7 @@ class LLMProposer:
     def propose(self, request: ProposalRequest, rng: random.Random) -> Proposal:
         mode = choose_mode(request, self.config.diff_probability, rng)
         messages = list(build_messages(request, mode, self.config.history_size))
-        calls: list[LLMCall] = []
+        calls: list[LLMCallRecord] = []
         reply = self._ask(messages, calls)
         try:
             return self._proposal(request, messages, reply, calls)
@@ -70,7 +71,7 @@ class LLMProposer:
                 f"unusable reply after a repair round: {exc} (first reply: {first})", tuple(calls)
             ) from None
 
-    def _ask(self, messages: Sequence[Message], calls: list[LLMCall]) -> str:
+    def _ask(self, messages: Sequence[Message], calls: list[LLMCallRecord]) -> str:
         request = ChatRequest(
             messages=tuple(messages),
             model=self.model,
@@ -91,7 +92,7 @@ class LLMProposer:
         request: ProposalRequest,
         messages: Sequence[Message],
         reply: str,
-        calls: list[LLMCall],
+        calls: list[LLMCallRecord],
     ) -> Proposal:
         """The Proposal in `reply`, or ReplyError (DiffError, ContractViolation) saying why not."""
         parsed = parse_reply(reply)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from .base import LLMCall, Proposal, ProposalFailed, ProposalRequest, Proposer
+from optforge.archive import LLMCallRecord
+
+from .base import Proposal, ProposalFailed, ProposalRequest, Proposer
 
 
 class MixProposer:
@@ -35,7 +37,7 @@ class MixProposer:
         # Fallbacks by weight, heaviest first; ties keep the order the members were given in.
         rest = sorted((i for i in range(len(self.members)) if i != first), key=lambda i: -weights[i])
         failures: list[str] = []
-        spent: tuple[LLMCall, ...] = ()
+        spent: tuple[LLMCallRecord, ...] = ()
         for i in [first, *rest]:
             proposer = self.members[i][0]
             try:

@@ -7,8 +7,9 @@ from collections import Counter
 
 import pytest
 
-from optforge.agent.proposers.base import LLMCall, Proposal, ProposalFailed, ProposalRequest
+from optforge.agent.proposers.base import Proposal, ProposalFailed, ProposalRequest
 from optforge.agent.proposers.mix import MixProposer
+from optforge.archive import LLMCallRecord
 
 REQUEST = ProposalRequest(kind="optimizer", parents=())
 
@@ -21,7 +22,7 @@ class Fake:
 
     def propose(self, request: ProposalRequest, rng: random.Random) -> Proposal:
         self.asked += 1
-        spent = tuple(LLMCall(self.name, 10, 5, 0.01, 0.1, error=None) for _ in range(self.calls))
+        spent = tuple(LLMCallRecord(None, self.name, 10, 5, 0.01, 0.1, error=None) for _ in range(self.calls))
         if self.fail:
             raise ProposalFailed(f"{self.name} is down", llm_calls=spent)
         return Proposal(source="", name=self.name, proposer=self.name, parent_ids=(), llm_calls=spent)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from optforge.agent.campaign_records import candidate_record, evaluation_record, llm_call_records
+from optforge.agent.campaign_records import candidate_record, evaluation_record
 from optforge.agent.config import CampaignConfig
 from optforge.agent.evaluation import Evaluation, TaskResult
-from optforge.agent.proposers.base import LLMCall, Proposal
-from optforge.archive import ArchiveStore, EventRecord
+from optforge.agent.proposers.base import Proposal
+from optforge.archive import ArchiveStore, EventRecord, LLMCallRecord
 
 TIER1_TASKS = (("illcond_quadratic", "mse"), ("mlp_digits", "cross_entropy"))
 TIER2_TASKS = (("char_transformer", "cross_entropy"),)
@@ -134,7 +134,7 @@ class _Campaign:
     def add(self, key: str, proposal: Proposal, island: int, generation: int) -> str:
         record = candidate_record(proposal, "optimizer", island, generation)
         record = replace(record, created_at=self.tick())
-        calls = [replace(c, created_at=self.tick()) for c in llm_call_records(proposal.llm_calls)]
+        calls = [replace(c, created_at=self.tick()) for c in proposal.llm_calls]
         self.store.add_candidate(record, calls)
         self.ids[key] = record.id
         return record.id
@@ -145,8 +145,8 @@ class _Campaign:
             self.store.add_evaluation(replace(rec, created_at=self.tick()))
 
 
-def _llm(cost: float) -> tuple[LLMCall, ...]:
-    return (LLMCall("test-model", 1200, 300, cost, 2.0),)
+def _llm(cost: float) -> tuple[LLMCallRecord, ...]:
+    return (LLMCallRecord(None, "test-model", 1200, 300, cost, 2.0),)
 
 
 def build_archive(directory: pathlib.Path, with_llm: bool = True) -> Built:
