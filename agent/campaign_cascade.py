@@ -17,7 +17,7 @@ from .campaign_parts import CampaignParts
 from .campaign_state import CampaignArchive
 from .cascade import champion, tier1_leaders, tier2_owed
 from .config import CampaignConfig
-from .evaluation import Evaluation, contract_rejection, evaluate_tasks, run_tier0
+from .evaluation import contract_rejection, evaluate_tasks, run_tier0
 from .runtime import code_commit
 from .summary import SEED_PROPOSER
 
@@ -118,11 +118,7 @@ class Cascade:
 
     def _tier_tasks(self, candidate: CandidateRecord, tier: int, tier0: EvaluationRecord) -> EvaluationRecord:
         self.phase(f"tier {tier}: {candidate.id[:8]} {candidate.name}")
-        screened = Evaluation(
-            self.kind, 0, "ok", fingerprint=tier0.fingerprint, batching=tier0.batching,
-            batching_note=tier0.batching_note, state_tensors=_state_tensors(tier0),
-        )
-        evaluation = evaluate_tasks(candidate.source, self.kind, tier, screened, self.parts.runner,
+        evaluation = evaluate_tasks(candidate.source, self.kind, tier, tier0, self.parts.runner,
                                     self.config.evaluation, self.parts.cache)
         record = self._save(candidate.id, evaluation)
         score = f"{record.score:.3f}" if record.score is not None else record.status
@@ -158,7 +154,7 @@ class Cascade:
 
     # -- records --------------------------------------------------------------------------------
 
-    def _save(self, candidate_id: str, evaluation: Evaluation) -> EvaluationRecord:
+    def _save(self, candidate_id: str, evaluation: EvaluationRecord) -> EvaluationRecord:
         record = records.evaluation_record(
             candidate_id, evaluation, code_commit=self._commit, config_hash=self._config_hash,
             environment=self.parts.runner.environment,
@@ -168,8 +164,3 @@ class Cascade:
 
     def _event(self, kind: str, data: dict) -> None:
         self.archive.add_event(EventRecord(kind, data, created_at=self.parts.clock()))
-
-
-def _state_tensors(tier0: EvaluationRecord) -> int | None:
-    value = tier0.descriptors.get("state_tensors")
-    return int(value) if value is not None else None

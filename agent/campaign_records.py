@@ -4,8 +4,10 @@ may see. Held-out (tier-2) results never flow into a ParentInfo (DESIGN.md, prin
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 from optforge.archive import (
-    STATE_TENSORS,
     CandidateRecord,
     EvaluationRecord,
     TaskResult,
@@ -13,36 +15,17 @@ from optforge.archive import (
 )
 
 from .config import EvaluationConfig
-from .evaluation import Evaluation
 from .proposers.base import ParentInfo, Proposal, TaskFeedback
 
 
 def evaluation_record(
-    candidate_id: str, evaluation: Evaluation, *, code_commit: str | None, config_hash: str,
+    candidate_id: str, evaluation: EvaluationRecord, *, code_commit: str | None, config_hash: str,
     environment: dict[str, str] | None = None,
 ) -> EvaluationRecord:
-    descriptors = {}
-    if evaluation.state_tensors is not None:
-        descriptors[STATE_TENSORS] = float(evaluation.state_tensors)
-    return EvaluationRecord(
-        candidate_id=candidate_id,
-        tier=evaluation.tier,
-        status=evaluation.status,
-        score=evaluation.score,
-        score_ci=evaluation.score_ci,
-        error=evaluation.error,
-        tasks=tuple(evaluation.tasks),
-        fingerprint=evaluation.fingerprint,
-        batching=evaluation.batching,
-        batching_note=evaluation.batching_note,
-        seeds=evaluation.seeds,
-        learning_rates=tuple(evaluation.learning_rates),
-        task_versions=dict(evaluation.task_versions),
-        descriptors=descriptors,
-        code_commit=code_commit,
-        config_hash=config_hash,
-        environment=dict(environment or {}),
-        seconds=evaluation.seconds,
+    """The evaluation as the campaign stores it: with the code, config and sandbox it ran with."""
+    return replace(
+        evaluation, candidate_id=candidate_id, code_commit=code_commit, config_hash=config_hash,
+        environment=dict(environment or {}), created_at=time.time(),
     )
 
 

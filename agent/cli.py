@@ -28,7 +28,7 @@ from .cli_export import add_export_command
 from .cli_review import ReviewError, add_review_commands
 from .cli_sandbox import add_commands as add_sandbox_commands
 from .config import EvaluationConfig, SandboxConfig, cache_dir
-from .evaluation import contract_rejection, evaluate
+from .evaluation import contract_rejection, evaluate, evaluation_json
 from .runtime import open_runner
 
 
@@ -110,9 +110,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 display.print_progress(f"evaluating {args.path} as a {kind} candidate at tier {args.tier} ...")
             result = evaluate(source, kind, args.tier, runner, config, BaselineCache(cache))
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps(evaluation_json(result, kind), indent=2))
     else:
-        display.print_evaluation(args.path, result)
+        display.print_evaluation(args.path, result, kind)
     return 0 if result.status == "ok" else 1
 
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from optforge.archive import EvaluationRecord
 from optforge.tasks.proxy import ProxyTask
 
-from .evaluation import Evaluation
 from .review import batching_text
 
 # Rich wraps at 80 columns when stdout is not a terminal (CI logs, pipes): give tables room instead.
@@ -38,9 +38,9 @@ def _ci(ci: tuple[float, float] | None) -> str:
     return f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
 
 
-def print_evaluation(path: pathlib.Path, ev: Evaluation) -> None:
+def print_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: str) -> None:
     if ev.tasks:
-        table = Table(title=f"{path} ({ev.kind}) vs tuned AdamW, tier {ev.tier}, {ev.seeds} seeds")
+        table = Table(title=f"{path} ({kind}) vs tuned AdamW, tier {ev.tier}, {ev.seeds} seeds")
         columns = ("task", "status", "score", "95% CI", "metric", "held-out", "AdamW", "best lr", "AdamW lr", "time s")
         for column in columns:
             table.add_column(column, justify="left" if column in ("task", "status", "metric") else "right")

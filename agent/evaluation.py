@@ -1,6 +1,9 @@
 """Evaluate one candidate: static contract check, tier 0 in the sandbox, then the proxy tasks of a tier
 with an equal learning-rate sweep for the candidate and for AdamW, scored by trusted code.
 
+An evaluation is the archive's own record (`EvaluationRecord`, keyed by the candidate's id): a
+campaign adds where and with what code it ran when it stores one, so there is one record type.
+
 Failures are statuses with the first error line kept, never numbers: a task whose every learning
 rate failed takes the status of the run at the candidate's own default learning rate.
 """
@@ -9,12 +12,12 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 
-from optforge.archive import TaskResult
+from optforge.archive import STATE_TENSORS, EvaluationRecord, TaskResult, candidate_id
 from optforge.sandbox import Job, Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import check_source, declared_hparams
@@ -30,31 +33,22 @@ from .limits import JobTimeouts
 from .sweeps import ENTRY, SweepOutcome, SweepSpec, run_sweeps
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    kind: str
-    tier: int
-    status: str  # "ok", "invalid" (contract), "failed_tier0", or the first failing task's status
-    score: float | None = None  # geometric mean over tasks; None when it cannot be computed
-    score_ci: tuple[float, float] | None = None
-    tasks: list[TaskResult] = field(default_factory=list)
-    error: str | None = None
-    fingerprint: str | None = None
-    batching: str | None = None  # how members were batched (tasks/vectorized.py): "vmap_lr", "vmap", "loop"
-    batching_note: str | None = None  # why not more batched: the first error line vmap gave
-    state_tensors: int | None = None  # tensors `init` returns per parameter (tier 0 measures it)
-    seeds: int = 0
-    learning_rates: list[float] = field(default_factory=list)
-    task_versions: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+def evaluation_json(evaluation: EvaluationRecord, kind: str) -> dict[str, Any]:
+    """`optforge evaluate --json`: the evaluation of a file, not yet a campaign's record, so
+    without the record's provenance fields; the kind, and the state size tier 0 measured."""
+    data = asdict(evaluation)
+    for name in ("candidate_id", "batch_safe", "descriptors", "code_commit", "config_hash",
+                 "environment", "reused_from", "created_at"):
+        data.pop(name)
+    state = evaluation.descriptors.get(STATE_TENSORS)
+    data.update(kind=kind, state_tensors=int(state) if state is not None else None)
+    data["tasks"], data["learning_rates"] = list(data["tasks"]), list(data["learning_rates"])
+    return data
 
 
 def evaluate(
     source: str, kind: str, tier: int, runner: Runner, config: EvaluationConfig, cache: BaselineCache
-) -> Evaluation:
+) -> EvaluationRecord:
     """Evaluate `source` as a `kind` candidate up to `tier` (0, 1 or 2)."""
     started = time.perf_counter()
     rejected = contract_rejection(source, kind, tier)
@@ -67,7 +61,7 @@ def evaluate(
     return replace(result, seconds=time.perf_counter() - started)
 
 
-def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) -> Evaluation:
+def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) -> EvaluationRecord:
     """Tier 0 in the sandbox: conformance checks and the behaviour fingerprint (no proxy tasks).
 
     The source must already have passed `contract_rejection`."""
@@ -75,14 +69,14 @@ def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) 
     limits = JobTimeouts(config.sandbox, {}).tier0()
     result = runner.run(Job(ENTRY, {"action": "tier0", "kind": kind, "source": source}, limits))
     if result.status != "ok":
-        return Evaluation(kind, 0, result.status, error=result.error)
+        return EvaluationRecord(candidate_id(source), 0, result.status, error=result.error)
     try:
         report = checked_tier0_report(result.meta)
     except InvalidResult as exc:
-        return Evaluation(kind, 0, "error", error=f"invalid result: {exc}")
-    screened = Evaluation(
-        kind, 0, "ok", fingerprint=report.fingerprint, batching=report.batching,
-        batching_note=report.batching_note, state_tensors=report.state_tensors,
+        return EvaluationRecord(candidate_id(source), 0, "error", error=f"invalid result: {exc}")
+    screened = EvaluationRecord(
+        candidate_id(source), 0, "ok", fingerprint=report.fingerprint, batching=report.batching,
+        batching_note=report.batching_note, descriptors={STATE_TENSORS: float(report.state_tensors)},
         seconds=time.perf_counter() - started,
     )
     if not report.passed:  # a batching mode means nothing for a candidate that goes no further
@@ -91,9 +85,9 @@ def run_tier0(source: str, kind: str, runner: Runner, config: EvaluationConfig) 
 
 
 def evaluate_tasks(
-    source: str, kind: str, tier: int, screened: Evaluation, runner: Runner,
+    source: str, kind: str, tier: int, screened: EvaluationRecord, runner: Runner,
     config: EvaluationConfig, cache: BaselineCache, tasks: list[ProxyTask] | None = None,
-) -> Evaluation:
+) -> EvaluationRecord:
     """The proxy tasks of `tier` (1 or 2; default: its suite, or `tasks`) for a candidate whose
     tier 0 (`screened`) passed."""
     started = time.perf_counter()
@@ -111,7 +105,7 @@ def evaluate_tasks(
     default = config.sweep.snap(center)
     scored = [_score(t, o, reference[t.name], default) for t, o in zip(tasks, outcomes, strict=True)]
     base = replace(
-        screened, tier=tier, learning_rates=config.sweep.learning_rates(center), seeds=len(seeds),
+        screened, tier=tier, learning_rates=tuple(config.sweep.learning_rates(center)), seeds=len(seeds),
         seconds=time.perf_counter() - started,
         task_versions={t.name: t.full_version() for t in tasks},
         batching=functools.reduce(less_batched, (o.batching for o in outcomes), planned),
@@ -120,12 +114,12 @@ def evaluate_tasks(
     return _finish(base, scored)
 
 
-def contract_rejection(source: str, kind: str, tier: int) -> Evaluation | None:
+def contract_rejection(source: str, kind: str, tier: int) -> EvaluationRecord | None:
     """The "invalid" evaluation of a source that fails the static contract check, else None.
 
     Cheap and runs no candidate code: callers use it before starting any sandbox worker."""
     errors = check_source(source, kind)
-    return Evaluation(kind, tier, "invalid", error="; ".join(errors)) if errors else None
+    return EvaluationRecord(candidate_id(source), tier, "invalid", error="; ".join(errors)) if errors else None
 
 
 def _score(
@@ -157,9 +151,9 @@ def _mean_curve(curves: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in curves.mean(axis=0))
 
 
-def _finish(base: Evaluation, scored: list[tuple[TaskResult, TaskScore | None]]) -> Evaluation:
+def _finish(base: EvaluationRecord, scored: list[tuple[TaskResult, TaskScore | None]]) -> EvaluationRecord:
     results = [r for r, _ in scored]
-    base = replace(base, tasks=results)
+    base = replace(base, tasks=tuple(results))
     failed = [r for r in results if r.status != "ok"]
     if failed:
         return replace(base, status=failed[0].status, error=f"{failed[0].name}: {failed[0].error}")

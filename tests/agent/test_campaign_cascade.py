@@ -16,10 +16,10 @@ from optforge.agent.baseline_cache import BaselineCache
 from optforge.agent.campaign import Campaign, CampaignParts
 from optforge.agent.campaign_dir import effective_config
 from optforge.agent.config import CampaignConfig
-from optforge.agent.evaluation import Evaluation, TaskResult
 from optforge.agent.proposers.base import Proposal, ProposalRequest
 from optforge.agent.summary import summarize
-from optforge.archive import ArchiveStore, EventRecord
+from optforge.archive import ArchiveStore, EvaluationRecord, EventRecord, TaskResult
+from optforge.tasks.contracts import source_hash
 
 # name -> (tier-1 score, tier-2 score), in the order proposed. The floor (tier2_min_score) is 1.0.
 PLAN = {
@@ -58,12 +58,12 @@ class Scripted:
         return Proposal(_source(name), name, self.name, (request.parents[0].id,))
 
 
-def _fake_tier0(source: str, kind: str, runner: Any, config: Any) -> Evaluation:
+def _fake_tier0(source: str, kind: str, runner: Any, config: Any) -> EvaluationRecord:
     fingerprint = hashlib.sha256(source.encode()).hexdigest()
-    return Evaluation(kind, 0, "ok", fingerprint=fingerprint, batching="vmap")
+    return EvaluationRecord(source_hash(source), 0, "ok", fingerprint=fingerprint, batching="vmap")
 
 
-def _fake_tasks(source: str, kind: str, tier: int, screened: Evaluation, *rest: Any) -> Evaluation:
+def _fake_tasks(source: str, kind: str, tier: int, screened: EvaluationRecord, *rest: Any) -> EvaluationRecord:
     score = SCORES.get(source, (1.0, 1.0))[tier - 1]  # seeds: as good as AdamW
     # Per-seed finals that give this score against a reference final of 1.0, with a little noise.
     rng = random.Random(f"{source}:{tier}")
@@ -74,8 +74,8 @@ def _fake_tasks(source: str, kind: str, tier: int, screened: Evaluation, *rest: 
         )
         for t in TASKS
     ]  # fmt: skip
-    return Evaluation(
-        kind, tier, "ok", score=score, score_ci=(score * 0.99, score * 1.01), tasks=tasks,
+    return EvaluationRecord(
+        source_hash(source), tier, "ok", score=score, score_ci=(score * 0.99, score * 1.01), tasks=tasks,
         seeds=4, task_versions={t: "v1" for t in TASKS}, fingerprint=screened.fingerprint,
     )  # fmt: skip
 

@@ -17,10 +17,9 @@ from optforge.agent.baseline_cache import BaselineCache
 from optforge.agent.campaign import Campaign, CampaignParts
 from optforge.agent.campaign_dir import effective_config
 from optforge.agent.cli import main
-from optforge.agent.evaluation import Evaluation
 from optforge.agent.proposers.base import ProposalFailed, ProposalRequest
 from optforge.agent.summary import summarize
-from optforge.archive import ArchiveStore, TaskResult
+from optforge.archive import ArchiveStore, EvaluationRecord, TaskResult
 from optforge.tasks.contracts import source_hash
 
 ARCHIVES = sorted((pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "campaigns").glob("*.tar.xz"))
@@ -67,14 +66,14 @@ class _NoMoreProposals:
         raise ProposalFailed("the budget is spent: nothing should be proposed")
 
 
-def _fake_tier0(source: str, kind: str, runner: Any, config: Any) -> Evaluation:
-    return Evaluation(kind, 0, "ok", fingerprint=source_hash(source), batching="vmap_lr")
+def _fake_tier0(source: str, kind: str, runner: Any, config: Any) -> EvaluationRecord:
+    return EvaluationRecord(source_hash(source), 0, "ok", fingerprint=source_hash(source), batching="vmap_lr")
 
 
-def _fake_tasks(source: str, kind: str, tier: int, screened: Evaluation, *rest: Any) -> Evaluation:
+def _fake_tasks(source: str, kind: str, tier: int, screened: EvaluationRecord, *rest: Any) -> EvaluationRecord:
     task = TaskResult("t", "ok", "cross_entropy", score=1.0, final=1.0, reference_final=1.0,
                       seed_finals=(1.0, 1.0, 1.0, 1.0))
-    return Evaluation(kind, tier, "ok", score=1.0, score_ci=(0.99, 1.01), tasks=[task], seeds=4,
+    return EvaluationRecord(source_hash(source), tier, "ok", score=1.0, score_ci=(0.99, 1.01), tasks=[task], seeds=4,
                       task_versions={"t": "v"}, fingerprint=screened.fingerprint)
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from optforge.agent.config import EvaluationConfig, SandboxConfig
-from optforge.agent.evaluation import Evaluation, contract_rejection, run_tier0
+from optforge.agent.evaluation import contract_rejection, run_tier0
 from optforge.agent.runtime import open_runner
+from optforge.archive import EvaluationRecord
 from optforge.sandbox import Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.data import heldout_source_paths
@@ -97,7 +98,7 @@ def _fingerprint(paths: list[Path]) -> dict[str, str | None]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None for p in paths}
 
 
-def evaluate_tier0(source: str, runner: Runner) -> Evaluation:
+def evaluate_tier0(source: str, runner: Runner) -> EvaluationRecord:
     """Tier 0 as a campaign runs it: the static check first, the sandbox only if it passes."""
     return contract_rejection(source, "optimizer", 0) or run_tier0(source, "optimizer", runner, CONFIG)
 

@@ -1,7 +1,7 @@
 """Real campaign archives for the export tests: bundled baselines stored as a campaign stores them.
 
 Candidates are the real baseline sources (tasks/baselines/...); evaluations are built from the
-agent's own Evaluation/TaskResult objects through campaign_records, as the campaign loop does.
+evaluations (EvaluationRecord/TaskResult) through campaign_records, as the campaign loop does.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from types import ModuleType
 from optforge.agent.campaign_dir import archive_path
 from optforge.agent.campaign_records import evaluation_config_hash, evaluation_record
 from optforge.agent.config import CampaignConfig
-from optforge.agent.evaluation import Evaluation, TaskResult
 from optforge.agent.export import export_candidate
-from optforge.archive import ArchiveStore, CandidateRecord
+from optforge.archive import ArchiveStore, CandidateRecord, EvaluationRecord, TaskResult
 from optforge.tasks.baselines import baseline_source
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -41,10 +40,10 @@ def _task(name: str, score: float, lr: float) -> TaskResult:
     )
 
 
-def _evaluation(kind: str, tier: int, score: float) -> Evaluation:
+def _evaluation(kind: str, tier: int, score: float) -> EvaluationRecord:
     names = ("mlp_digits", "logreg_cancer") if tier == 1 else ("mlp_digits_wide",)
-    return Evaluation(
-        kind=kind,
+    return EvaluationRecord(
+        candidate_id="",  # evaluation_record sets the candidate's
         tier=tier,
         status="ok",
         score=score,

@@ -1,7 +1,7 @@
 """A small but realistic campaign archive for the review commands and the report.
 
 Records are made the way the campaign makes them (agent/campaign_records.py): proposals become
-candidate records, `Evaluation`s with `TaskResult`s (curves included) become evaluation records,
+candidate records, evaluations with `TaskResult`s (curves included) become evaluation records,
 LLM calls are stored with their candidate. Scores are chosen so the ranking is known:
 
     cross 1.30 (t1) > llm_idea 1.10 (t2; 1.20 on t1) > mutant 1.05 > adamw 1.00 > crisscross 0.97
@@ -19,9 +19,8 @@ import pytest
 
 from optforge.agent.campaign_records import candidate_record, evaluation_record
 from optforge.agent.config import CampaignConfig
-from optforge.agent.evaluation import Evaluation, TaskResult
 from optforge.agent.proposers.base import Proposal
-from optforge.archive import ArchiveStore, EventRecord, LLMCallRecord
+from optforge.archive import ArchiveStore, EvaluationRecord, EventRecord, LLMCallRecord, TaskResult
 
 TIER1_TASKS = (("illcond_quadratic", "mse"), ("mlp_digits", "cross_entropy"))
 TIER2_TASKS = (("char_transformer", "cross_entropy"),)
@@ -75,7 +74,7 @@ def task_result(
     )
 
 
-def evaluation(tier: int, scores: dict[str, float | None], error: str | None = None) -> Evaluation:
+def evaluation(tier: int, scores: dict[str, float | None], error: str | None = None) -> EvaluationRecord:
     """A tier-1/2 evaluation: per-task scores, the aggregate their geometric mean (or a failure)."""
     tasks = TIER1_TASKS if tier == 1 else TIER2_TASKS
     results = [task_result(n, m, scores[n], error) for n, m in tasks]
@@ -86,8 +85,8 @@ def evaluation(tier: int, scores: dict[str, float | None], error: str | None = N
         for r in results:
             product *= r.score or 1.0
         aggregate = product ** (1 / len(results))
-    return Evaluation(
-        "optimizer",
+    return EvaluationRecord(
+        "",  # evaluation_record sets the candidate's id
         tier,
         "ok" if ok else "diverged",
         score=aggregate,
@@ -103,9 +102,10 @@ def evaluation(tier: int, scores: dict[str, float | None], error: str | None = N
 LOOP_NOTE = "vmap: optimizer candidate 'mutant': update raised RuntimeError: vmap: data-dependent control flow"
 
 
-def tier0(status: str = "ok", error: str | None = None) -> Evaluation:
-    return Evaluation(
-        "optimizer", 0, status, error=error, fingerprint="f" * 16, batching="vmap_lr", state_tensors=0
+def tier0(status: str = "ok", error: str | None = None) -> EvaluationRecord:
+    return EvaluationRecord(
+        "", 0, status, error=error, fingerprint="f" * 16, batching="vmap_lr",
+        descriptors={"state_tensors": 0},
     )
 
 
@@ -139,7 +139,7 @@ class _Campaign:
         self.ids[key] = record.id
         return record.id
 
-    def evaluate(self, key: str, *evaluations: Evaluation) -> None:
+    def evaluate(self, key: str, *evaluations: EvaluationRecord) -> None:
         for ev in evaluations:
             rec = evaluation_record(self.ids[key], ev, code_commit="abc123", config_hash="h")
             self.store.add_evaluation(replace(rec, created_at=self.tick()))
