@@ -7,4 +7,4 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 bash "$repo/.ci/package_farm.sh" "$tmp"
 cd "$tmp"
-PYTHONPATH="$tmp" "$repo/.venv/bin/lint-imports" --config "$repo/pyproject.toml"
+PYTHONPATH="$tmp" "$repo/.venv/bin/lint-imports" "$repo/pyproject.toml"

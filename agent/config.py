@@ -76,7 +76,7 @@ class SandboxConfig(_Frozen):
     workers: int | None = Field(None, ge=1, description="default: one per CPU core")
     allow_unisolated: bool = False  # run without bubblewrap: no network or filesystem isolation
     # One wall-clock limit for every job, in seconds. None (default): each job's limit fits its work
-    # (agent/limits.py): tier-0 jobs get `tier0_timeout_s`; a training job gets `timeout_multiple`
+    # (agent/evaluation/limits.py): tier-0 jobs get `tier0_timeout_s`; a training job gets `timeout_multiple`
     # times what the same number of members cost the tuned AdamW reference on that task, and at
     # least `min_job_timeout_s`.
     job_timeout_s: float | None = Field(None, gt=0)
@@ -207,7 +207,7 @@ class SearchConfig(_Frozen):
     crossover_rate: float = Field(0.2, ge=0.0, le=1.0, description="chance a child has two parents")
 
 
-# Pass as `context` when validating a config stored in an archive (agent/campaign_dir.py): settings
+# Pass as `context` when validating a config stored in an archive (agent/campaign/directory.py): settings
 # that were renamed since are translated there, and refused with a message in a user's new file.
 STORED_CONFIG = {"stored_config": True}
 
@@ -217,7 +217,7 @@ class CascadeConfig(_Frozen):
 
     After every tier-1 result the current top `tier2_top_k` of tier 1 (new candidates that passed
     tier 1 at the current task versions with at least `tier2_min_score`) are verified on tier 2, so
-    the leaders always are, whenever they became leaders (agent/cascade.py).
+    the leaders always are, whenever they became leaders (agent/campaign/rules.py).
     """
 
     # A fixed k, not a fraction: with "the top 2% of tier-1 scores so far" (the old

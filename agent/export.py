@@ -14,6 +14,9 @@ import re
 import tempfile
 from datetime import UTC, datetime
 
+from optforge.agent.campaign.directory import archive_path
+from optforge.agent.campaign.rules import best_baseline
+from optforge.agent.campaign.summary import SEED_PROPOSER
 from optforge.archive import (
     ArchiveError,
     ArchiveStore,
@@ -25,10 +28,6 @@ from optforge.archive.export import BaselineComparison, PublicObject, render_exp
 from optforge.archive.export_source import Emitted, emit_definitions
 from optforge.tasks import adapters, contracts
 from optforge.tasks.kinds import KINDS, kind_spec
-
-from .campaign_dir import archive_path
-from .cascade import best_baseline
-from .summary import SEED_PROPOSER
 
 
 class ExportError(ValueError):

@@ -122,7 +122,7 @@ class CandidateRecord:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """One task of one tier's evaluation, as scored (agent/evaluation.py fills it in).
+    """One task of one tier's evaluation, as scored (agent/evaluation/evaluate.py fills it in).
 
     Stored as a JSON object in its evaluation's `tasks` column; `from_json` reads it back, also
     from archives written before a field existed (it takes its default)."""

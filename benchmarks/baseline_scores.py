@@ -12,10 +12,10 @@ import time
 
 import torch
 
-from optforge.agent.baseline_cache import BaselineCache
 from optforge.agent.config import EvaluationConfig, SandboxConfig, cache_dir
-from optforge.agent.evaluation import evaluate
-from optforge.agent.runtime import open_runner
+from optforge.agent.evaluation.baseline_cache import BaselineCache
+from optforge.agent.evaluation.evaluate import evaluate
+from optforge.agent.evaluation.runtime import open_runner
 from optforge.tasks.baselines import baseline_names, baseline_source
 
 BROKEN = {

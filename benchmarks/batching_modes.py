@@ -1,6 +1,6 @@
 """Cost of one member (a seed at a learning rate) in each batching mode, per tier-1 task, in process.
 
-The job time limits (agent/limits.py, MODE_COST) scale the reference's cost per member by how much
+The job time limits (agent/evaluation/limits.py, MODE_COST) scale the reference's cost per member by how much
 costlier a member is in a less batched mode; this measures that ratio with tuned AdamW's sweep
 shape (7 learning rates x 8 seeds in "vmap_lr", 2 rates x 8 seeds in "vmap", 2 seeds in "loop"):
 

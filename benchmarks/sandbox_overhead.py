@@ -38,8 +38,8 @@ from typing import Any
 import torch
 
 from optforge.agent.config import SweepConfig, cache_dir
-from optforge.agent.runtime import WARMUP, train_data_dir
-from optforge.agent.sweeps import ENTRY
+from optforge.agent.evaluation.runtime import WARMUP, train_data_dir
+from optforge.agent.evaluation.sweeps import ENTRY
 from optforge.sandbox import DockerRunner, Job, ProcessRunner, Runner
 from optforge.sandbox.docker_image import connect, default_image
 from optforge.tasks import jobs as task_jobs

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from optforge.agent.config import SandboxConfig, SweepConfig, cache_dir
-from optforge.agent.limits import JobTimeouts
-from optforge.agent.runtime import WARMUP, train_data_dir
-from optforge.agent.sweeps import SweepOutcome, SweepSpec, run_sweeps
+from optforge.agent.evaluation.limits import JobTimeouts
+from optforge.agent.evaluation.runtime import WARMUP, train_data_dir
+from optforge.agent.evaluation.sweeps import SweepOutcome, SweepSpec, run_sweeps
 from optforge.sandbox import ProcessRunner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import declared_hparams

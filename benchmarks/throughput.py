@@ -60,10 +60,10 @@ def serve(cap: str | None, cache: pathlib.Path, workers: int) -> None:
     """Evaluate the candidates that arrive on stdin (one JSON source per line) and print one JSON
     result line each; the first line printed says the runner is warm and the references cached.
     Runs in this process's optforge, which is the old revision's when PYTHONPATH points at it."""
-    from optforge.agent.baseline_cache import BaselineCache
     from optforge.agent.config import EvaluationConfig, SandboxConfig
-    from optforge.agent.evaluation import evaluate
-    from optforge.agent.runtime import open_runner
+    from optforge.agent.evaluation.baseline_cache import BaselineCache
+    from optforge.agent.evaluation.evaluate import evaluate
+    from optforge.agent.evaluation.runtime import open_runner
     from optforge.tasks.baselines import baseline_source
 
     extra = {"max_batching": cap} if cap else {}

@@ -137,10 +137,10 @@ def _task_json(task: Any) -> dict[str, Any]:
 
 
 def run(workers: int, limit: int | None) -> None:
-    from optforge.agent.baseline_cache import BaselineCache
     from optforge.agent.config import EvaluationConfig, SandboxConfig, cache_dir
-    from optforge.agent.evaluation import contract_rejection, evaluate_tasks, run_tier0
-    from optforge.agent.runtime import open_runner
+    from optforge.agent.evaluation.baseline_cache import BaselineCache
+    from optforge.agent.evaluation.evaluate import contract_rejection, evaluate_tasks, run_tier0
+    from optforge.agent.evaluation.runtime import open_runner
     from optforge.tasks.proxy import study_tasks
 
     manifest = json.loads(MANIFEST.read_text())

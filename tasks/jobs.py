@@ -13,7 +13,7 @@ Payloads (JSON):
            seed s at learning rate l), "train_loss" [steps, L*S]
         -> meta: {"diverged_at": [step or None per learning rate], "checkpoints": n}
     A train job runs exactly the batching it is given; one that vmap cannot run fails, and the
-    evaluation retries it in the next, less batched mode (agent/sweeps.py).
+    evaluation retries it in the next, less batched mode (agent/evaluation/sweeps.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Prompt text, and only prompt text: one template per .txt file, filled by agent/llm/prompting.py.
+"""Prompt text, and only prompt text: one template per .txt file, filled by agent/proposers/prompting.py.
 
 Templates use `$name` placeholders (string.Template) rather than str.format, so the braces of code
 and JSON in the text need no escaping; write `$$` for a literal dollar sign. Per kind there is a

@@ -8,7 +8,8 @@ from __future__ import annotations
 import ast
 import random
 
-from .. import kinds
+from optforge.agent.proposers import kinds
+
 from . import syntax
 from .operators import Mutation
 

@@ -9,7 +9,8 @@ import ast
 import random
 from dataclasses import dataclass
 
-from .. import kinds
+from optforge.agent.proposers import kinds
+
 from .syntax import (
     TENSOR,
     _assigned_name,

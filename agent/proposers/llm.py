@@ -13,14 +13,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
+from optforge.agent.proposers.prompting import Mode, build_messages, repair_message, transcript
+from optforge.agent.proposers.replies import DiffError, ReplyError, apply_diff, parse_reply
 from optforge.archive import LLMCallRecord
 from optforge.tasks.contracts import check_source, source_hash
 
 from ..config import LLMConfig, resolve_llm_config
 from ..llm.client import ChatClient, Message
 from ..llm.factory import make_chat_client
-from ..llm.prompting import Mode, build_messages, repair_message, transcript
-from ..llm.replies import DiffError, ReplyError, apply_diff, parse_reply
 from ..llm.retry import ChatRequest, LLMCallFailed, RetryPolicy, chat
 from .base import Proposal, ProposalFailed, ProposalRequest
 

@@ -15,9 +15,9 @@ import random
 import re
 from collections.abc import Mapping
 
+from optforge.agent.proposers import kinds
 from optforge.tasks.contracts import KINDS, UnknownKind, check_source
 
-from .. import kinds
 from . import syntax
 from .base import Proposal, ProposalFailed, ProposalRequest
 from .crossover import crossover

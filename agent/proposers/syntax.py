@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from .. import kinds
+from optforge.agent.proposers import kinds
 
 _Node = TypeVar("_Node", bound=ast.AST)
 TENSOR, SCALAR, INDEX, STATE, HPS = "tensor", "scalar", "index", "state", "hparams"

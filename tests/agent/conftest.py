@@ -4,9 +4,9 @@ import pathlib
 
 import pytest
 
-from optforge.agent.baseline_cache import BaselineCache
 from optforge.agent.config import EvaluationConfig, SandboxConfig, SweepConfig
-from optforge.agent.runtime import open_runner
+from optforge.agent.evaluation.baseline_cache import BaselineCache
+from optforge.agent.evaluation.runtime import open_runner
 
 
 @pytest.fixture(scope="session")

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from optforge.agent.baseline_cache import BaselineCache
-from optforge.agent.campaign import Campaign, CampaignParts
-from optforge.agent.campaign_dir import archive_path, effective_config, with_overrides
-from optforge.agent.cli import main
+from optforge.agent.campaign.directory import archive_path, effective_config, with_overrides
+from optforge.agent.campaign.loop import Campaign, CampaignParts
+from optforge.agent.cli.main import main
 from optforge.agent.config_file import load_config
+from optforge.agent.evaluation.baseline_cache import BaselineCache
+from optforge.agent.evaluation.runtime import open_runner
 from optforge.agent.proposers.base import Proposal, ProposalRequest
-from optforge.agent.runtime import open_runner
 from optforge.archive import (
     ArchiveError,
     ArchiveStore,
@@ -90,7 +90,7 @@ def _env(cache: pathlib.Path) -> dict[str, str]:
 
 def optforge(*args: object, cache: pathlib.Path, cwd: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "optforge.agent.cli", *map(str, args)],
+        [sys.executable, "-m", "optforge.agent.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         env=_env(cache),
@@ -106,7 +106,7 @@ def start(
     """`optforge ARGS` in its own session (so its whole process group can be killed)."""
     with log.open("a") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "optforge.agent.cli", *map(str, args)],
+            [sys.executable, "-m", "optforge.agent.cli.main", *map(str, args)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -10,14 +10,10 @@ from collections import Counter
 import pytest
 from rich.console import Console
 
-from optforge.agent.campaign_display import (
-    LiveDisplay,
-    bar_lines,
-    print_status,
-    print_summary,
-)
-from optforge.agent.progress import Progress
-from optforge.agent.summary import CampaignSummary, CandidateRow, summarize
+from optforge.agent.campaign.progress import Progress
+from optforge.agent.campaign.summary import CampaignSummary, CandidateRow, summarize
+from optforge.agent.campaign.summary_text import bar_lines
+from optforge.agent.cli.campaign_display import LiveDisplay, print_status, print_summary
 from optforge.archive import ArchiveStore, EventRecord
 from tests.agent.test_summary import build_campaign, build_verified_campaign
 

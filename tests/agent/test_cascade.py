@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from optforge.agent.cascade import (
+from optforge.agent.campaign.rules import (
     best_baseline,
     champion,
     paired_comparison,

@@ -15,7 +15,7 @@ LION = REPO / "tasks" / "baselines" / "optimizers" / "lion.py"
 def optforge(*args: str, cache: pathlib.Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPTFORGE_CACHE_DIR": str(cache)}
     return subprocess.run(
-        [sys.executable, "-m", "optforge.agent.cli", *args],
+        [sys.executable, "-m", "optforge.agent.cli.main", *args],
         capture_output=True, text=True, env=env, timeout=timeout, check=False,
     )
 
@@ -77,7 +77,7 @@ def test_evaluate_lion_tier1_json_has_the_documented_fields(tmp_path):
 def test_without_bubblewrap_the_cli_refuses_and_says_how_to_proceed(tmp_path):
     env = {"PATH": str(tmp_path), "OPTFORGE_CACHE_DIR": str(tmp_path)}  # no bwrap on this PATH
     out = subprocess.run(
-        [sys.executable, "-m", "optforge.agent.cli", "evaluate", str(LION), "--tier", "0"],
+        [sys.executable, "-m", "optforge.agent.cli.main", "evaluate", str(LION), "--tier", "0"],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     assert out.returncode == 2

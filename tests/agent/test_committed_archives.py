@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from optforge.agent import campaign_cascade
-from optforge.agent.baseline_cache import BaselineCache
-from optforge.agent.campaign import Campaign, CampaignParts
-from optforge.agent.campaign_dir import effective_config
-from optforge.agent.cli import main
+from optforge.agent.campaign import cascade as campaign_cascade
+from optforge.agent.campaign.directory import effective_config
+from optforge.agent.campaign.loop import Campaign, CampaignParts
+from optforge.agent.campaign.summary import summarize
+from optforge.agent.cli.main import main
+from optforge.agent.evaluation.baseline_cache import BaselineCache
 from optforge.agent.proposers.base import ProposalFailed, ProposalRequest
-from optforge.agent.summary import summarize
 from optforge.archive import ArchiveStore, EvaluationRecord, TaskResult
 from optforge.tasks.contracts import source_hash
 

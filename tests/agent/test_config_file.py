@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from optforge.agent.campaign_dir import config_in_force, with_overrides
+from optforge.agent.campaign.directory import config_in_force, with_overrides
 from optforge.agent.config import (
     BudgetConfig,
     CampaignConfig,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from optforge.agent.evaluation import evaluate
+from optforge.agent.evaluation.evaluate import evaluate
 from optforge.tasks.baselines import baseline_source
 
 ZERO_UPDATE = """

@@ -1,6 +1,6 @@
 """Kinds are plug-ins: every registry covers every kind, and an unknown kind is one line everywhere.
 
-A kind is tasks/kinds/<kind>.py (the trusted half), agent/kinds/<kind>.py (the proposers' half), a
+A kind is tasks/kinds/<kind>.py (the trusted half), agent/proposers/kinds/<kind>.py (the proposers' half), a
 contract in tasks/contracts.py, a baselines folder and two prompt templates (README, "Adding a kind").
 """
 
@@ -13,10 +13,10 @@ from importlib import resources
 import pytest
 
 from optforge.agent.config import CampaignConfig
-from optforge.agent.kinds import all_proposal_kinds, proposal_kind
-from optforge.agent.llm.prompting import code_excerpt, system_prompt
 from optforge.agent.proposers.base import ParentInfo, ProposalFailed, ProposalRequest
+from optforge.agent.proposers.kinds import all_proposal_kinds, proposal_kind
 from optforge.agent.proposers.mutate import MutationProposer
+from optforge.agent.proposers.prompting import code_excerpt, system_prompt
 from optforge.tasks import adapters, contracts
 from optforge.tasks.baselines import baseline_names, baseline_source, load_baseline
 from optforge.tasks.contracts import CONTRACTS, KINDS, ContractError, check_source, load_candidate

@@ -3,8 +3,8 @@
 import pytest
 
 from optforge.agent.config import SandboxConfig
-from optforge.agent.limits import MODE_COST, UNMEASURED_TIMEOUT_S, JobTimeouts
-from optforge.agent.sweeps import SweepOutcome
+from optforge.agent.evaluation.limits import MODE_COST, UNMEASURED_TIMEOUT_S, JobTimeouts
+from optforge.agent.evaluation.sweeps import SweepOutcome
 from optforge.tasks.proxy import get_task
 
 TASK = get_task("mlp_digits")

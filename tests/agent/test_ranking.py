@@ -3,7 +3,7 @@
 import pytest
 
 from optforge.agent.config import EvaluationConfig, SweepConfig
-from optforge.agent.evaluation import evaluate
+from optforge.agent.evaluation.evaluate import evaluate
 from optforge.tasks.baselines import baseline_source
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from optforge.agent.campaign.summary import elapsed_s, ranked_rows, rows, summarize
 from optforge.agent.config import CampaignConfig
-from optforge.agent.summary import elapsed_s, ranked_rows, rows, summarize
 from optforge.archive import (
     ArchiveStore,
     CandidateRecord,

@@ -6,8 +6,8 @@ import math
 import numpy as np
 
 from optforge.agent.config import SandboxConfig, SweepConfig
-from optforge.agent.limits import JobTimeouts
-from optforge.agent.sweeps import SweepSpec, run_sweeps
+from optforge.agent.evaluation.limits import JobTimeouts
+from optforge.agent.evaluation.sweeps import SweepSpec, run_sweeps
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.proxy import get_task
 

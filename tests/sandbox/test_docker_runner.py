@@ -29,12 +29,12 @@ from typing import Any
 
 import pytest
 
-from optforge.agent import cli
-from optforge.agent.baseline_cache import BaselineCache
-from optforge.agent.campaign_records import evaluation_config_hash, evaluation_record
+from optforge.agent.campaign.records import evaluation_config_hash, evaluation_record
+from optforge.agent.cli import main as cli
 from optforge.agent.config import EvaluationConfig, SandboxConfig
-from optforge.agent.evaluation import evaluate
-from optforge.agent.runtime import WARMUP, open_runner, train_data_dir
+from optforge.agent.evaluation.baseline_cache import BaselineCache
+from optforge.agent.evaluation.evaluate import evaluate
+from optforge.agent.evaluation.runtime import WARMUP, open_runner, train_data_dir
 from optforge.archive import ArchiveStore, CandidateRecord
 from optforge.sandbox import DockerRunner, Job, Limits, RunResult, SandboxUnavailable
 from optforge.sandbox.docker_config import (
@@ -383,7 +383,7 @@ def test_sigterm_stops_optforge_evaluate_and_removes_its_containers(
     token = hostprocs.new_token()
     path = tmp_path / "sleeper.py"
     path.write_text(sleeper(token))
-    argv = [sys.executable, "-m", "optforge.agent.cli", "evaluate", str(path), "--tier", "0",
+    argv = [sys.executable, "-m", "optforge.agent.cli.main", "evaluate", str(path), "--tier", "0",
             "--sandbox", "docker", "--workers", "1"]
     with _env(OPTFORGE_CACHE_DIR=str(cache)), host_process(tmp_path, argv, token) as host:
         owner = f"{socket.gethostname()}:{host.pid}"

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from optforge.agent.config import SandboxConfig
-from optforge.agent.runtime import WARMUP, open_runner, train_data_dir
+from optforge.agent.evaluation.runtime import WARMUP, open_runner, train_data_dir
 from optforge.sandbox import DockerRunner, Job, Limits, ProcessRunner, Runner
 from optforge.sandbox.docker_image import default_image
 from optforge.tasks.data import corpus_path, heldout_source_paths

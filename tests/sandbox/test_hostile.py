@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from optforge.agent.config import EvaluationConfig, SandboxConfig
-from optforge.agent.evaluation import contract_rejection, run_tier0
-from optforge.agent.runtime import open_runner
+from optforge.agent.evaluation.evaluate import contract_rejection, run_tier0
+from optforge.agent.evaluation.runtime import open_runner
 from optforge.archive import EvaluationRecord
 from optforge.sandbox import Runner
 from optforge.tasks.baselines import baseline_source

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import docker
 import pytest
 
-from optforge.agent import cli
+from optforge.agent.cli import main as cli
 from optforge.sandbox import SandboxUnavailable, docker_image, image_build
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from typing import Any
 import docker
 import pytest
 
-from optforge.agent import cli
+from optforge.agent.cli import main as cli
 from optforge.sandbox import docker_image
 from tests.sandbox.docker_fixtures import engine_with_image
 

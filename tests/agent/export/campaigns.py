@@ -11,8 +11,8 @@ import pathlib
 import sys
 from types import ModuleType
 
-from optforge.agent.campaign_dir import archive_path
-from optforge.agent.campaign_records import evaluation_config_hash, evaluation_record
+from optforge.agent.campaign.directory import archive_path
+from optforge.agent.campaign.records import evaluation_config_hash, evaluation_record
 from optforge.agent.config import CampaignConfig
 from optforge.agent.export import export_candidate
 from optforge.archive import ArchiveStore, CandidateRecord, EvaluationRecord, TaskResult

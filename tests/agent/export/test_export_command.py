@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from optforge.agent.cli import main
+from optforge.agent.cli.main import main
 from optforge.archive.export import read_export, source_sha256
 from optforge.tasks.baselines import baseline_source
 

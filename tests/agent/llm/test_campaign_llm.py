@@ -15,9 +15,10 @@ import pathlib
 
 import pytest
 
-from optforge.agent.campaign import Campaign, CampaignParts
-from optforge.agent.campaign_dir import archive_path
-from optforge.agent.cli import main as optforge_main
+from optforge.agent.campaign.directory import archive_path
+from optforge.agent.campaign.loop import Campaign, CampaignParts
+from optforge.agent.campaign.progress import Progress
+from optforge.agent.cli.main import main as optforge_main
 from optforge.agent.config import (
     BudgetConfig,
     CampaignConfig,
@@ -28,7 +29,6 @@ from optforge.agent.config import (
     SweepConfig,
 )
 from optforge.agent.config_file import config_to_toml
-from optforge.agent.progress import Progress
 from optforge.agent.proposers.factory import build_proposer
 from optforge.archive import ArchiveStore, CandidateRecord
 from optforge.tasks.contracts import check_source

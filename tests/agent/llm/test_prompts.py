@@ -14,8 +14,13 @@ import re
 
 import pytest
 
-from optforge.agent.llm.prompting import build_messages, code_excerpt, repair_message, transcript
 from optforge.agent.prompts import template
+from optforge.agent.proposers.prompting import (
+    build_messages,
+    code_excerpt,
+    repair_message,
+    transcript,
+)
 from optforge.tasks.contracts import KINDS
 from optforge.tasks.proxy import tasks_for
 from optforge.tasks.scoring import AGGREGATE_CLIP

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optforge.agent.llm.replies import DiffError, ReplyError, apply_diff, clean_name, parse_reply
+from optforge.agent.proposers.replies import (
+    DiffError,
+    ReplyError,
+    apply_diff,
+    clean_name,
+    parse_reply,
+)
 
 from .samples import GOOD_SOURCE, PARENT_SOURCE
 

@@ -10,10 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optforge.agent.kinds import proposal_kind
 from optforge.agent.proposers import syntax
 from optforge.agent.proposers.base import ParentInfo, Proposal, ProposalFailed, ProposalRequest
 from optforge.agent.proposers.crossover import blend_functions, blend_updates, graft
+from optforge.agent.proposers.kinds import proposal_kind
 from optforge.agent.proposers.mutate import MAX_NAME, MutationProposer, child_name, simplify
 from optforge.agent.proposers.operators import OPERATORS
 from optforge.tasks.baselines import baseline_names, baseline_source

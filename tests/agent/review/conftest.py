@@ -1,6 +1,6 @@
 """A small but realistic campaign archive for the review commands and the report.
 
-Records are made the way the campaign makes them (agent/campaign_records.py): proposals become
+Records are made the way the campaign makes them (agent/campaign/records.py): proposals become
 candidate records, evaluations with `TaskResult`s (curves included) become evaluation records,
 LLM calls are stored with their candidate. Scores are chosen so the ranking is known:
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from optforge.agent.campaign_records import candidate_record, evaluation_record
+from optforge.agent.campaign.records import candidate_record, evaluation_record
 from optforge.agent.config import CampaignConfig
 from optforge.agent.proposers.base import Proposal
 from optforge.archive import ArchiveStore, EvaluationRecord, EventRecord, LLMCallRecord, TaskResult

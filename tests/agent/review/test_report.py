@@ -11,11 +11,11 @@ import statistics
 
 import pytest
 
-from optforge.agent.cli import main
+from optforge.agent.cli.main import main
 from optforge.agent.config import CampaignConfig
-from optforge.agent.report_data import best_by_island, status_over_time
-from optforge.agent.report_svg import Series, histogram, line_chart, nice_ticks
-from optforge.agent.review import opened, read_view
+from optforge.agent.review.report_data import best_by_island, status_over_time
+from optforge.agent.review.report_svg import Series, histogram, line_chart, nice_ticks
+from optforge.agent.review.view import opened, read_view
 from optforge.archive import ArchiveStore
 
 from . import browser as chrome

@@ -16,9 +16,9 @@ from html import escape as html_escape
 import pytest
 from rich.console import Console
 
-from optforge.agent.cli import main
-from optforge.agent.review import diff_pair, opened, read_view, unified_diff
-from optforge.agent.review_display import print_diff, print_show
+from optforge.agent.cli.main import main
+from optforge.agent.cli.review_display import print_diff, print_show
+from optforge.agent.review.view import diff_pair, opened, read_view, unified_diff
 
 from .conftest import LLM_IDEA, LOOP_NOTE, XSS_NAME, Built, sha256
 
@@ -300,7 +300,7 @@ def test_review_commands_and_report_on_a_real_campaign(tmp_path, capsys):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTFORGE_", "OPENAI_"))}
     env["OPTFORGE_CACHE_DIR"] = str(tmp_path / "cache")
     done = subprocess.run(
-        [sys.executable, "-m", "optforge.agent.cli", "run", "--config", str(config),
+        [sys.executable, "-m", "optforge.agent.cli.main", "run", "--config", str(config),
          "--dir", str(directory), "--budget", "3"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900, check=False,
     )  # fmt: skip

@@ -1,0 +1,83 @@
+"""Cache of the AdamW reference sweeps, keyed by task version and machine-independent config.
+
+A reference sweep depends only on the task (its full version string), the reference's source, the
+metric, the seeds and the learning rates; none of these depends on the machine, the number of
+workers or the sandbox backend, so a cache entry is valid wherever it was computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+from optforge.agent.config import SweepConfig
+from optforge.agent.evaluation.sweeps import JobLimits, SweepOutcome, SweepSpec, run_sweeps
+from optforge.sandbox import Runner
+from optforge.tasks.baselines import baseline_source
+from optforge.tasks.contracts import declared_hparams
+from optforge.tasks.kinds import kind_spec
+from optforge.tasks.proxy import ProxyTask
+from optforge.tasks.scoring import heldout_metric_name
+
+
+class BaselineCache:
+    def __init__(self, directory: pathlib.Path):
+        self.directory = directory
+
+    def sweeps(
+        self, tasks: list[ProxyTask], kind: str, seeds: list[int], sweep: SweepConfig, runner: Runner, limits: JobLimits
+    ) -> dict[str, SweepOutcome]:
+        """The sweep of `kind`'s reference (tuned AdamW for every kind so far) on every task, from
+        the cache or computed (all missing ones at once)."""
+        reference_kind, reference = kind_spec(kind).reference
+        source = baseline_source(reference_kind, reference)
+        center = declared_hparams(source)["lr"]
+        found: dict[str, SweepOutcome] = {}
+        missing: list[ProxyTask] = []
+        for task in tasks:
+            cached = self._load(self._key(task, kind, source, seeds, sweep))
+            if cached is None:
+                missing.append(task)
+            else:
+                found[task.name] = cached
+        specs = [SweepSpec(task, kind, source, reference_kind, center, seeds, "vmap_lr") for task in missing]
+        for task, outcome in zip(missing, run_sweeps(specs, sweep, runner, limits), strict=True):
+            if outcome.best() is not None:  # never cache a failure: it may be transient (timeout)
+                self._save(self._key(task, kind, source, seeds, sweep), outcome)
+            found[task.name] = outcome
+        return found
+
+    def _key(
+        self, task: ProxyTask, kind: str, source: str, seeds: list[int], sweep: SweepConfig
+    ) -> str:
+        fields = {
+            "task": task.full_version(),
+            "reference": hashlib.sha256(source.encode()).hexdigest(),
+            "metric": heldout_metric_name(task, kind),
+            "seeds": seeds,
+            "sweep": sweep.model_dump(),
+        }
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _path(self, key: str) -> pathlib.Path:
+        return self.directory / "baselines" / f"{key}.json"
+
+    def _load(self, key: str) -> SweepOutcome | None:
+        path = self._path(key)
+        try:
+            return SweepOutcome.from_json(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):  # a corrupt entry is recomputed, never trusted
+            return None
+
+    def _save(self, key: str, outcome: SweepOutcome) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(outcome.to_json(), handle)
+        os.replace(tmp, path)  # atomic: concurrent evaluations never read half a file

@@ -1,0 +1,236 @@
+"""Fill the templates of agent/prompts/ from a ProposalRequest. No prompt prose lives here.
+
+Pure functions: the same request always gives the same prompt (golden tests hold us to it).
+Held-out (tier-2) results never reach a prompt: a request only carries tier-1 data by construction,
+and per-task feedback is filtered again here to the kind's tier-1 tasks, so a mistake upstream
+cannot leak a held-out task's name or metric.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import math
+from collections.abc import Sequence
+from functools import cache
+from typing import Literal
+
+from optforge.agent.llm.client import Message
+from optforge.agent.prompts import render
+from optforge.agent.proposers.base import ParentInfo, ProposalRequest, TaskFeedback
+from optforge.agent.proposers.kinds import proposal_kind
+from optforge.tasks.baselines import baseline_source
+from optforge.tasks.kinds import kind_spec
+from optforge.tasks.proxy import tasks_for
+from optforge.tasks.scoring import AGGREGATE_CLIP
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["rewrite", "diff"]
+
+EXCERPT_LINES = 12
+# Within this of 1.0 a task score reads as "level" (scores are shown with two decimals).
+LEVEL_TOLERANCE = 0.005
+
+
+def build_messages(request: ProposalRequest, mode: Mode, history_size: int) -> tuple[Message, ...]:
+    """The system and user messages asking for a new candidate of `request.kind`."""
+    if mode == "diff" and len(request.parents) != 1:
+        raise ValueError(f"diff mode edits one parent, the request has {len(request.parents)}")
+    return (
+        Message("system", system_prompt(request.kind)),
+        Message("user", user_prompt(request, mode, history_size)),
+    )
+
+
+@cache
+def system_prompt(kind: str) -> str:
+    tasks = "\n".join(
+        render(
+            "task_line",
+            name=t.name,
+            description=t.description,
+            steps=t.steps,
+            batch_size=t.batch_size,
+        )
+        for t in tasks_for(1, kind)
+    )
+    examples = "\n\n".join(
+        render("example", name=name, source=baseline_source(kind, name).strip("\n"))
+        for name in proposal_kind(kind).examples
+    )
+    # The clip is substituted from the scorer, so the prompt cannot drift from what is computed.
+    return render(f"{kind}_system", tasks=tasks, examples=examples, clip=f"{AGGREGATE_CLIP:g}")
+
+
+def user_prompt(request: ProposalRequest, mode: Mode, history_size: int) -> str:
+    screen = frozenset(t.name for t in tasks_for(1, request.kind))
+    return render(
+        f"{request.kind}_user",
+        history=_section(_history(request, history_size)),
+        parents=_section(_parents(request.parents, screen)),
+        inspirations=_section(_inspirations(request.inspirations)),
+        reply_format=render("reply_diff" if mode == "diff" else "reply_rewrite"),
+    )
+
+
+def repair_message(errors: Sequence[str], *, diff_failed: bool) -> Message:
+    """The follow-up after an unusable reply: its errors, and a request for the complete module."""
+    lines = "\n".join(f"- {e}" for e in errors)
+    return Message("user", render("repair_diff" if diff_failed else "repair", errors=lines))
+
+
+def transcript(messages: Sequence[Message]) -> str:
+    """The conversation as one text, as recorded in Proposal.prompt."""
+    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
+
+
+def _section(text: str) -> str:
+    return f"{text}\n\n" if text else ""
+
+
+def _history(request: ProposalRequest, size: int) -> str:
+    if size <= 0 or not request.history:
+        return ""
+    # OPRO shows earlier solutions in ascending order of score, so the best sit next to the
+    # instruction; it reported this order works better than descending. Unscored ones come first.
+    best = sorted(request.history, key=_score_key, reverse=True)[:size]
+    entries = "\n\n".join(
+        render(
+            "history_entry",
+            name=h.name,
+            score=_score(h.score),
+            status=h.status,
+            excerpt=code_excerpt(h.source, request.kind),
+        )
+        for h in reversed(best)
+    )
+    return render("history", entries=entries)
+
+
+def _score_key(info: ParentInfo) -> float:
+    return info.score if info.score is not None and math.isfinite(info.score) else -math.inf
+
+
+def _parents(parents: Sequence[ParentInfo], screen: frozenset[str]) -> str:
+    if not parents:
+        return ""
+    shown = "\n\n".join(
+        render(
+            "parent",
+            name=p.name,
+            score=_score(p.score),
+            status=p.status,
+            source=p.source.strip("\n"),
+            feedback=_feedback(p.feedback, screen),
+        )
+        for p in parents
+    )
+    if len(parents) == 1:
+        return render("parents_one", parents=shown)
+    return render("parents_many", parents=shown, count=len(parents))
+
+
+def _inspirations(inspirations: Sequence[ParentInfo]) -> str:
+    if not inspirations:
+        return ""
+    entries = "\n\n".join(
+        render("inspiration", name=i.name, score=_score(i.score), source=i.source.strip("\n"))
+        for i in inspirations
+    )
+    return render("inspirations", entries=entries)
+
+
+def _feedback(feedback: Sequence[TaskFeedback], screen: frozenset[str]) -> str:
+    kept = [f for f in feedback if f.task in screen]
+    if len(kept) < len(feedback):
+        dropped = sorted({f.task for f in feedback} - screen)
+        log.warning(
+            "dropped feedback on non-screen tasks %s: held-out results never enter prompts", dropped
+        )
+    if not kept:
+        return render("feedback_none")
+    return render("feedback", lines="\n".join(_feedback_lines(f) for f in kept))
+
+
+def _feedback_lines(f: TaskFeedback) -> str:
+    if f.status == "ok" and f.score is not None:
+        verdict = (
+            "feedback_level"
+            if abs(f.score - 1.0) < LEVEL_TOLERANCE
+            else "feedback_ahead"
+            if f.score > 1.0
+            else "feedback_behind"
+        )
+        line = render(verdict, task=f.task, score=_score(f.score))
+    elif f.error:
+        line = render("feedback_failed", task=f.task, status=f.status, error=f.error)
+    else:
+        line = render("feedback_status", task=f.task, status=f.status)
+    if f.curve and len(f.curve) == len(f.reference_curve):
+        line += "\n" + render(
+            "feedback_curve",
+            count=len(f.curve),
+            curve=_numbers(f.curve),
+            reference=_numbers(f.reference_curve),
+            gaps=" ".join(_gap(c, r) for c, r in zip(f.curve, f.reference_curve, strict=True)),
+        )
+    return line
+
+
+def _score(score: float | None) -> str:
+    return "none" if score is None or not math.isfinite(score) else f"{score:.2f}"
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return " ".join(f"{v:.3g}" for v in values)
+
+
+def _gap(candidate: float, reference: float) -> str:
+    """Relative difference in percent; positive means the candidate is behind (lower is better)."""
+    if not (math.isfinite(candidate) and math.isfinite(reference)) or reference == 0:
+        return "?"
+    return f"{100 * (candidate - reference) / abs(reference):+.0f}%"
+
+
+def code_excerpt(source: str, kind: str) -> str:
+    """The core of a candidate for a history entry: an optimizer's HPARAMS line and the body of
+    its core function, without docstrings, comments or blank lines, at most EXCERPT_LINES lines."""
+    lines = source.splitlines()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return _clip(lines)
+    keep: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "HPARAMS" for t in node.targets
+        ):
+            keep += lines[node.lineno - 1 : node.end_lineno]
+        if isinstance(node, ast.FunctionDef) and node.name == kind_spec(kind).main_function:
+            keep += _function_lines(node, lines)
+    return _clip(keep or lines)
+
+
+def _function_lines(node: ast.FunctionDef, lines: list[str]) -> list[str]:
+    skip: set[int] = set()
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        skip = set(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    return [
+        lines[i - 1]
+        for i in range(start, (node.end_lineno or node.lineno) + 1)
+        if i not in skip and lines[i - 1].strip() and not lines[i - 1].lstrip().startswith("#")
+    ]
+
+
+def _clip(lines: list[str]) -> str:
+    kept = [line for line in lines if line.strip()]
+    if len(kept) > EXCERPT_LINES:
+        kept = kept[: EXCERPT_LINES - 1] + ["    ..."]
+    return "\n".join(kept)

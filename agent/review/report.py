@@ -1,0 +1,328 @@
+"""`optforge report`: one self-contained HTML page about a campaign (no scripts, fonts, images or
+styles from anywhere: it works offline and from file://).
+
+Candidate names, code, ideas and errors come from the archive and are untrusted (an LLM or a
+mutator wrote them): every archive string goes through `html.escape` before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import math
+
+from optforge.agent.campaign.summary import CampaignSummary, CandidateRow, summarize
+from optforge.agent.campaign.summary_text import bar_lines, report_lines, score_text, state_text
+from optforge.agent.review.report_data import (
+    LION,
+    CurvePanel,
+    best_by_island,
+    curve_candidates,
+    curve_panels,
+    llm_cost_over_time,
+    new_scores,
+    seed_row,
+    status_over_time,
+)
+from optforge.agent.review.report_svg import PALETTE, Series, histogram, line_chart
+from optforge.agent.review.view import (
+    ArchiveView,
+    LineageNode,
+    idea_of,
+    latest_batching,
+    lineage,
+    read_view,
+    unified_diff,
+)
+from optforge.archive import ArchiveStore
+
+_CANDIDATE_COLORS = (
+    PALETTE[1],
+    PALETTE[2],
+    PALETTE[3],
+    PALETTE[5],
+    PALETTE[6],
+)  # not AdamW's, Lion's
+CURVE_CANDIDATES = 3  # top new candidates drawn in the per-task curves (more lines get unreadable)
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+.charts { display: flex; flex-wrap: wrap; gap: 12px; }
+.charts svg { width: 540px; height: auto; }
+table { border-collapse: collapse; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+/* The top table keeps to the page width: fixed columns, long names wrap, and each candidate's
+   code, change and diff sit in a full-width row under it, where an opened one scrolls sideways
+   instead of widening the page (mutants' names and lines run long). */
+table.top { width: 100%; table-layout: fixed; }
+table.top td, table.top th { overflow-wrap: anywhere; }
+table.top th:nth-child(1) { width: 3%; } table.top th:nth-child(2) { width: 12%; }
+table.top th:nth-child(4) { width: 15%; } table.top th:nth-child(5) { width: 15%; }
+table.top th:nth-child(6) { width: 4%; } table.top th:nth-child(7) { width: 9%; }
+table.top th:nth-child(8) { width: 8%; }
+table.top td:nth-child(4), table.top td:nth-child(5) { white-space: nowrap; }
+tr.more td { border-top: none; padding-bottom: 8px; }
+tr.more details { display: inline-block; margin-right: 2em; }
+tr.more details[open] { display: block; }
+pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 0.85em; }
+.add { color: #0a6b2a; } .del { color: #b0151b; } .hunk { color: #6a4ca8; }
+.bad { color: #b0151b; } .note { color: #555; font-style: italic; }
+ul.tree { list-style: none; padding-left: 1.2em; border-left: 1px dotted #aaa; }
+code { font-size: 0.95em; }
+"""
+
+
+def e(text: object) -> str:
+    """Escape anything that came from the archive (or anywhere else) for HTML text/attributes."""
+    return html.escape(str(text), quote=True)
+
+
+def build_report(store: ArchiveStore, top: int = 5) -> str:
+    """The report page's HTML (the caller writes it where it wants)."""
+    summary = summarize(store, top=top)
+    view = read_view(store)
+    ranked = view.ranked()
+    new_ranked = [r for r in ranked if not r.is_seed and r.score is not None]
+    sections = [
+        _header(summary, view),
+        _section("Progress", _progress_charts(view)),
+        _section(f"Top {min(top, len(ranked))} candidates", _top_table(view, ranked[:top])),
+        _section("Lineage of the best new candidate", _best_lineage(view, new_ranked)),
+        _section("Held-out loss curves against AdamW and Lion", _curves(view, new_ranked)),
+        _section("LLM cost", _llm_cost(view)),
+    ]
+    title = f"optforge report: {summary.kind} campaign"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{e(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{e(title)}</h1>{''.join(sections)}</body></html>\n"
+    )
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{e(title)}</h2>{body}</section>"
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{e(text)}</p>'
+
+
+def _header(summary: CampaignSummary, view: ArchiveView) -> str:
+    made = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    bar = bar_lines(summary)
+    lines = [
+        f"{summary.done}/{summary.budget} new candidates (+{summary.n_seeds} seeds), proposer "
+        f"{summary.proposer or '?'}; state: {state_text(summary)}",
+        *(line for line in report_lines(summary) if line not in bar),
+        f"report made {made}; scores are x tuned AdamW (its final held-out loss over the "
+        "candidate's: 1.0 = as good, above 1 better; tier 2 = held out); rankings put candidates "
+        "verified on tier 2 first",
+    ]
+    return "".join(f"<p><strong>{e(line)}</strong></p>" for line in bar) + "".join(
+        f"<p>{e(line)}</p>" for line in lines
+    )
+
+
+# -- charts -------------------------------------------------------------------------------------
+
+
+def _progress_charts(view: ArchiveView) -> str:
+    charts = [_best_chart(view), _score_histogram(view), _status_chart(view)]
+    return '<div class="charts">' + "".join(charts) + "</div>"
+
+
+def _best_chart(view: ArchiveView) -> str:
+    lines = best_by_island(view)
+    if not lines:
+        return _note("no candidate has a score yet")
+    series = [
+        Series(label, tuple(points), PALETTE[i % len(PALETTE)], dashed=label == "all")
+        for i, (label, points) in enumerate(lines.items())
+    ]
+    return line_chart(
+        series,
+        title="best tier-1 score so far, by island of birth",
+        x_label="candidates stored (seeds first)",
+        y_label="best tier-1 score (x tuned AdamW)",
+        step=True,
+    )
+
+
+def _score_histogram(view: ArchiveView) -> str:
+    scores = new_scores(view)
+    if not scores:
+        return _note("no new candidate has a score yet")
+    markers = [("AdamW", 1.0)]
+    lion = seed_row(view, LION)
+    if lion is not None and lion.tier1_score is not None:
+        markers.append(("Lion", lion.tier1_score))
+    return histogram(
+        scores,
+        title=f"tier-1 scores of the {len(scores)} scored new candidates",
+        x_label="tier-1 score (x tuned AdamW)",
+        markers=markers,
+    )
+
+
+def _status_chart(view: ArchiveView) -> str:
+    by_status = status_over_time(view)
+    if not by_status:
+        return _note("no new candidates yet")
+    series = [
+        Series(status, tuple(points), PALETTE[i % len(PALETTE)], dashed=status == "ok")
+        for i, (status, points) in enumerate(by_status.items())
+    ]
+    return line_chart(
+        series,
+        title="outcomes by status (cumulative)",
+        x_label="new candidates stored",
+        y_label="candidates",
+    )
+
+
+def _curves(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
+    if not new_ranked:
+        return _note("no new candidate has a score yet: nothing to compare with AdamW and Lion")
+    parts = [
+        _note(
+            "mean held-out metric over seeds at each of the checkpoints, each at its own best "
+            "learning rate; tier 2 are the held-out tasks (the tier-1 leaders run them)"
+        )
+    ]
+    for tier, what in ((2, "held-out tasks"), (1, "the screen")):
+        top = curve_candidates(view, new_ranked, tier, CURVE_CANDIDATES)
+        panels = curve_panels(view, top, tier)
+        if not panels:
+            parts.append(_note(f"tier {tier} ({what}): no new candidate has curves at this tier"))
+            continue
+        charts = "".join(_curve_chart(p) for p in panels)
+        parts.append(f'<h3>tier {tier}: {e(what)}</h3><div class="charts">{charts}</div>')
+    return "".join(parts)
+
+
+def _curve_chart(panel: CurvePanel) -> str:
+    series = []
+    for i, (label, curve) in enumerate(panel.curves.items()):
+        n = max(len(curve) - 1, 1)
+        points = tuple((k / n, v) for k, v in enumerate(curve) if math.isfinite(v))
+        color = {"tuned AdamW": PALETTE[0], "Lion": PALETTE[4]}.get(label, _CANDIDATE_COLORS[i % 5])
+        series.append(Series(label, points, color, dashed=label in ("tuned AdamW", "Lion")))
+    chart = line_chart(
+        series,
+        title=f"{panel.task} (tier {panel.tier})",
+        x_label="fraction of the training budget",
+        y_label=f"held-out {panel.metric or 'metric'}",
+        log_y=True,
+    )
+    missing = _note("not drawn: " + "; ".join(panel.missing)) if panel.missing else ""
+    return f"<div>{chart}{missing}</div>"
+
+
+def _llm_cost(view: ArchiveView) -> str:
+    points = llm_cost_over_time(view)
+    if not points:
+        return _note("no LLM calls recorded in this campaign (LLM cost $0)")
+    errors = sum(1 for c in view.llm_calls if c.error)
+    chart = line_chart(
+        [Series("cumulative cost", tuple(points), PALETTE[5])],
+        title=f"LLM cost: ${points[-1][1]:.4f} over {len(view.llm_calls)} calls ({errors} errors)",
+        x_label="minutes since the first candidate",
+        y_label="USD (cumulative)",
+        step=True,
+    )
+    unpriced = sum(1 for c in view.llm_calls if c.cost_usd is None)
+    return chart + (
+        _note(f"{unpriced} calls had no known price and count as $0") if unpriced else ""
+    )
+
+
+# -- the top table and the lineage --------------------------------------------------------------
+
+
+def _top_table(view: ArchiveView, rows: list[CandidateRow]) -> str:
+    if not rows:
+        return _note("the archive holds no candidates")
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "#",
+            "id",
+            "name",
+            "tier 2 (held out) [95% CI]",
+            "tier 1 [95% CI]",
+            "tier",
+            "status",
+            "proposer",
+        )
+    )
+    body = "".join(_top_row(view, rank, row) for rank, row in enumerate(rows, 1))
+    return f'<table class="top"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _top_row(view: ArchiveView, rank: int, row: CandidateRow) -> str:
+    status_class = "" if row.status == "ok" else ' class="bad"'
+    name = row.name + (" (seed)" if row.is_seed else "")
+    cells = [
+        str(rank),
+        f"<code>{e(row.id[:12])}</code>",
+        e(name),
+        e(score_text(row.tier2_score, row.tier2_ci)),
+        e(score_text(row.tier1_score, row.tier1_ci)),
+        str(row.tier) if row.tier >= 0 else "-",
+        f"<span{status_class}>{e(row.status)}</span>",
+        e(row.proposer),
+    ]
+    main_row = "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    return (
+        main_row
+        + f'<tr class="more"><td colspan="{len(cells)}">{_code_details(view, row)}</td></tr>'
+    )
+
+
+def _code_details(view: ArchiveView, row: CandidateRow) -> str:
+    candidate = view.candidates[row.id]
+    parts = [f"<details><summary>code</summary><pre>{e(candidate.source)}</pre></details>"]
+    label, said = idea_of(candidate)  # an LLM's stated idea, or the mutation applied
+    if candidate.thought and said:
+        parts.append(f"<details><summary>{e(label)}</summary><p>{e(said)}</p></details>")
+    batching = latest_batching(view.evaluations.get(row.id, ()))
+    if batching:
+        parts.append(f'<p class="note">batching, {e(batching)}</p>')
+    if candidate.parent_ids:
+        parent = view.candidates[candidate.parent_ids[0]]
+        lines = unified_diff(parent, candidate)
+        diff = "\n".join(_diff_line(line) for line in lines) or e("(no differences)")
+        parts.append(
+            f"<details><summary>diff against {e(parent.name)}</summary><pre>{diff}</pre></details>"
+        )
+    return "".join(parts)
+
+
+def _diff_line(line: str) -> str:
+    css = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "")
+    if line.startswith(("+++", "---")):
+        css = ""
+    return f'<span class="{css}">{e(line)}</span>' if css else e(line)
+
+
+def _best_lineage(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
+    if not new_ranked:
+        return _note("no new candidate has a score yet")
+    return f'<ul class="tree">{_tree_item(lineage(view, new_ranked[0].id))}</ul>'
+
+
+def _tree_item(node: LineageNode) -> str:
+    r = node.row
+    status = "" if r.status == "ok" else f' <span class="bad">{e(r.status)}</span>'
+    repeat = ' <span class="note">(ancestry shown above)</span>' if node.repeat else ""
+    label = (
+        f"<code>{e(r.id[:12])}</code> {e(r.name)} {e(score_text(r.score))}"
+        f"{e(f' (tier {r.score_tier})' if r.score_tier else '')}{status} "
+        f'<span class="note">{e(r.proposer)}, generation {r.generation}</span>{repeat}'
+    )
+    parents = "".join(_tree_item(p) for p in node.parents)
+    return f"<li>{label}" + (f'<ul class="tree">{parents}</ul>' if parents else "") + "</li>"
+
+
+__all__ = ["build_report"]
