@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from optforge.archive import SelectionParams
 from optforge.tasks.contracts import Kind
 
 
@@ -196,14 +197,25 @@ class BudgetConfig(_Frozen):
     max_wall_minutes: float | None = Field(None, gt=0)
 
 
-class SearchConfig(_Frozen):
-    """Islands, MAP-Elites parent selection and migration (archive/selection.py)."""
+# The selection policy's defaults, declared once, with the policy (archive/selection.py).
+_POLICY = SelectionParams()
 
-    islands: int = Field(4, ge=1, le=64)
-    migration_interval: int = Field(5, ge=1, description="generations between ring migrations")
-    exploitation: float = Field(0.7, ge=0.0, le=1.0, description="chance a parent is drawn by softmax")
-    temperature: float = Field(0.1, ge=0.0, description="softmax temperature over scores")
-    inspirations: int = Field(3, ge=0, description="elites from other cells/islands shown to the LLM")
+
+class SearchConfig(_Frozen):
+    """Islands, MAP-Elites parent selection and migration (archive/selection.py `SelectionParams`,
+    whose defaults these are; agent/campaign/selection.py turns this into one)."""
+
+    islands: int = Field(_POLICY.n_islands, ge=1, le=64)
+    migration_interval: int = Field(
+        _POLICY.migration_interval, ge=1, description="generations between ring migrations"
+    )
+    exploitation: float = Field(
+        _POLICY.exploitation, ge=0.0, le=1.0, description="chance a parent is drawn by softmax"
+    )
+    temperature: float = Field(_POLICY.temperature, ge=0.0, description="softmax temperature over scores")
+    inspirations: int = Field(
+        _POLICY.inspirations, ge=0, description="elites from other cells/islands shown to the LLM"
+    )
     crossover_rate: float = Field(0.2, ge=0.0, le=1.0, description="chance a child has two parents")
 
 
