@@ -169,7 +169,9 @@ TASKS: tuple[ProxyTask, ...] = (
         steps=150,
         batch_size=8,
         version="1",
-        in_suite=False,
+        # In the screen by the transfer study's declared rule (benchmarks/README.md): with it the
+        # clipped aggregate ranks tier 2 at Spearman +0.76 [+0.56, +0.88] over 48 candidates, at
+        # 1.9x the old suite's cost; the issue asks the screen for a language model.
         context=32,
     ),
     ProxyTask(
