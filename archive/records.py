@@ -70,15 +70,14 @@ def _task(value: TaskResult | Mapping[str, Any]) -> TaskResult:
     """A task result, from one or from its JSON form (as read back from the file); checked to be
     JSON-serializable, so what is stored is what reads back."""
     if isinstance(value, TaskResult):
-        task = value
-    else:
-        data = _json_form(dict(value), "tasks")
-        missing = [name for name in ("name", "status", "metric") if name not in data]
-        if missing:
-            raise TypeError(f"tasks: a task needs name, status and metric; this one lacks {', '.join(missing)}")
-        task = TaskResult.from_json(data)
-    _json_form(dataclasses.asdict(task), "tasks")
-    return task
+        _json_form(dataclasses.asdict(value), "tasks")
+        return value
+    # Its JSON form (every read from the file comes this way): checked once, here.
+    data = _json_form(dict(value), "tasks")
+    missing = [name for name in ("name", "status", "metric") if name not in data]
+    if missing:
+        raise TypeError(f"tasks: a task needs name, status and metric; this one lacks {', '.join(missing)}")
+    return TaskResult.from_json(data)
 
 
 def _ci(value: Any, what: str) -> tuple[float, float] | None:

@@ -18,14 +18,16 @@ class CampaignClock:
 
     def __init__(self, archive: CampaignArchive, parts: CampaignParts):
         self.archive, self.parts = archive, parts
-        self.start()
+        # Set by `start`, when a run begins (the summary of earlier runs is computed only then).
+        self.before, self.started, self.done_at_start = 0.0, parts.clock(), archive.done()
+        self.search_started: float | None = None  # when proposing began in this run (for the ETA)
 
     def start(self) -> None:
         """A run begins: what earlier runs took, and where this one starts from."""
         self.before = summarize_snapshot(self.archive.snapshot(), top=0).elapsed_s
         self.started = self.parts.clock()
         self.done_at_start = self.archive.done()
-        self.search_started: float | None = None  # when proposing began in this run (for the ETA)
+        self.search_started = None
 
     def elapsed(self) -> float:
         return self.before + self.parts.clock() - self.started
