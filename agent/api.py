@@ -24,7 +24,12 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.optimizer import ParamsT
 
 from optforge.archive.export import read_export
-from optforge.tasks.adapters import CandidateLoss, CandidateOptimizer, candidate_scheduler
+from optforge.tasks.adapters import (
+    CandidateLoss,
+    CandidateOptimizer,
+    CandidatePreferenceLoss,
+    candidate_scheduler,
+)
 from optforge.tasks.contracts import Candidate, load_candidate
 from optforge.tasks.kinds import KINDS, kind_spec
 
@@ -57,6 +62,20 @@ def load_loss(source: Source) -> nn.Module:
         loss: nn.Module = module.DiscoveredLoss()
         return loss
     return CandidateLoss(_archived(source, "loss"))
+
+
+def load_preference_loss(source: Source) -> nn.Module:
+    """An nn.Module computing an exported or archived preference loss, DiscoPOP's signature:
+    (policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps,
+    beta) -> per-pair losses [B]; a DPO step minimises their mean.
+
+    This runs the candidate's code: load only what you trust (see the module docstring).
+    """
+    module = _exported_module(source, "preference_loss")
+    if module is not None:
+        loss: nn.Module = module.DiscoveredPreferenceLoss()
+        return loss
+    return CandidatePreferenceLoss(_archived(source, "preference_loss"))
 
 
 def load_schedule(source: Source, optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
@@ -125,4 +144,4 @@ def _require_kind(found: str, wanted: str, origin: str) -> None:
         )
 
 
-__all__ = ["load_loss", "load_optimizer", "load_schedule"]
+__all__ = ["load_loss", "load_optimizer", "load_preference_loss", "load_schedule"]

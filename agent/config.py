@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import pathlib
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -21,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from optforge.archive import SelectionParams
 from optforge.tasks.contracts import Kind
+from optforge.tasks.paths import cache_dir  # noqa: F401  (re-exported: callers import it from here)
 
 
 class _Frozen(BaseModel):
@@ -116,15 +116,6 @@ class EvaluationConfig(_Frozen):
 
     def seeds_for(self, tier: int) -> int:
         return self.seeds.get(tier, 1)
-
-
-def cache_dir() -> pathlib.Path:
-    """Where baseline sweeps are cached: $OPTFORGE_CACHE_DIR, else $XDG_CACHE_HOME/optforge."""
-    explicit = os.environ.get("OPTFORGE_CACHE_DIR")
-    if explicit:
-        return pathlib.Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
-    return pathlib.Path(base) / "optforge"
 
 
 # Used when neither LLMConfig.model nor $OPTFORGE_LLM_MODEL names one: a cheap, capable default.

@@ -142,6 +142,9 @@ class TaskResult:
     seed_finals: tuple[float, ...] = ()  # final held-out metric per seed (paired comparisons)
     curve: tuple[float, ...] = ()  # mean held-out metric at each checkpoint, at the best lr
     reference_curve: tuple[float, ...] = ()  # tuned AdamW's, same checkpoints
+    # The preference task's (beta, KL, reward) per beta, averaged over seeds, and its reference's (DPO)
+    frontier: tuple[tuple[float, float, float], ...] = ()
+    reference_frontier: tuple[tuple[float, float, float], ...] = ()
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> TaskResult:
@@ -152,6 +155,8 @@ class TaskResult:
                 kept[name] = tuple(kept[name])
         for name in ("seed_finals", "curve", "reference_curve"):
             kept[name] = tuple(kept.get(name) or ())
+        for name in ("frontier", "reference_frontier"):
+            kept[name] = tuple(tuple(point) for point in kept.get(name) or ())
         return cls(**kept)
 
 

@@ -2,6 +2,7 @@
 
     CandidateOptimizer(params, candidate, **hparams)  -> a torch.optim.Optimizer
     CandidateLoss(candidate)                          -> an nn.Module computing a scalar loss
+    CandidatePreferenceLoss(candidate)                -> an nn.Module computing per-pair losses [B]
     candidate_scheduler(optimizer, candidate, total)  -> a torch.optim.lr_scheduler.LambdaLR
 
 The proxy tasks and the exported files use these same adapters, so what was scored is what users
@@ -161,6 +162,44 @@ class CandidateLoss(nn.Module):
 
     def _error(self, message: str) -> CandidateRuntimeError:
         return CandidateRuntimeError(f"loss candidate {self.candidate.name!r}: {message}")
+
+
+class CandidatePreferenceLoss(nn.Module):
+    """A preference-loss candidate as an nn.Module (DiscoPOP's signature):
+
+        forward(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+                reference_rejected_logps, beta) -> per-pair losses [B]
+
+    Each log-prob is a [B] tensor, summed over a continuation's tokens; a DPO step minimises the
+    mean of the result. `beta` is a float (the candidate may ignore it)."""
+
+    def __init__(self, candidate: Candidate) -> None:
+        _require_kind(candidate, "preference_loss")
+        super().__init__()
+        self.candidate = candidate
+        self._loss: Callable[..., Any] = candidate.fn("loss")
+
+    def forward(
+        self, policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,
+        reference_chosen_logps: Tensor, reference_rejected_logps: Tensor, beta: float,
+    ) -> Tensor:
+        try:
+            value = self._loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+                               reference_rejected_logps, beta)
+        except Exception as exc:
+            raise self._error(f"loss raised {first_line(exc)}") from exc
+        if not isinstance(value, Tensor):
+            raise self._error(f"loss must return a tensor of per-pair losses, got {type(value).__name__}")
+        expected = tuple(policy_chosen_logps.shape)
+        if tuple(value.shape) != expected:
+            raise self._error(
+                f"loss must return one loss per pair, shape {expected}, got {tuple(value.shape)} "
+                "(return the per-pair losses; the trainer takes their mean)"
+            )
+        return value
+
+    def _error(self, message: str) -> CandidateRuntimeError:
+        return CandidateRuntimeError(f"preference loss candidate {self.candidate.name!r}: {message}")
 
 
 def candidate_scheduler(

@@ -6,6 +6,8 @@ A candidate is one self-contained Python module (DESIGN.md, "Candidate contracts
                 -> (delta, new_state); the caller applies param += delta; step counts from 1.
     loss:       loss(logits, targets) -> scalar     (logits [B, C] float, targets [B] long)
     schedule:   schedule(step, total_steps) -> float multiplier on the base learning rate
+    preference_loss: loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+                reference_rejected_logps, beta) -> per-pair losses [B]   (DiscoPOP's signature)
 
 Everything else about a kind lives in its own module, tasks/kinds/<kind>.py. The contracts are one
 table here, not there, for one reason: this module travels, verbatim, inside every exported file
@@ -28,7 +30,7 @@ from typing import Any, Literal, get_args
 
 import torch
 
-Kind = Literal["optimizer", "loss", "schedule"]
+Kind = Literal["optimizer", "loss", "schedule", "preference_loss"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ CONTRACTS: dict[str, Contract] = {
     "optimizer": Contract({"init": 1, "update": 5}, hparams=True),
     "loss": Contract({"loss": 2}),
     "schedule": Contract({"schedule": 2}),
+    "preference_loss": Contract({"loss": 5}),
 }
 KINDS: tuple[Kind, ...] = get_args(Kind)
 assert tuple(CONTRACTS) == KINDS, "every kind has a contract, in the order of Kind"

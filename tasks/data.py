@@ -182,4 +182,6 @@ def heldout_source_paths() -> list[pathlib.Path]:
     """
     import sklearn.datasets
 
-    return [pathlib.Path(sklearn.datasets.__file__).parent / "data", corpus_path().parent]
+    from .preference.corpus import sdist_path
+
+    return [pathlib.Path(sklearn.datasets.__file__).parent / "data", corpus_path().parent, sdist_path()]

@@ -14,6 +14,13 @@ Payloads (JSON):
         -> meta: {"diverged_at": [step or None per learning rate], "checkpoints": n}
     A train job runs exactly the batching it is given; one that vmap cannot run fails, and the
     evaluation retries it in the next, less batched mode (agent/evaluation/sweeps.py).
+    {"action": "align", "kind": "preference_loss", "source": S, "betas": [..], "seed": s,
+     "recipe": {"steps": .., "batch_pairs": .., "lr": .., "clip": ..}}
+        -> tensors: "beta{i}/{param}" the policy's weights after aligning at betas[i]
+        -> meta: {"stopped_at": [step or None per beta]} (tasks/preference/train.py)
+
+The preference task's data (reference weights, training pairs) is exported beside the splits, in
+`preference/`, when it has been prepared; its evaluation prompts never are.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ from .baselines import load_baseline
 from .contracts import Candidate, load_candidate
 from .data import DATASETS, Split
 from .kinds import kind_spec
+from .preference import prepare as preference_prepare
+from .preference import train as preference_train
+from .preference.gpt import CharGPT, GPTConfig
 from .proxy import TASKS, get_task
 from .tier0 import Tier0Report, run_tier0
 from .training import TrainResult, TrainSpec, train
@@ -41,9 +51,12 @@ _TRAIN_SPLITS: dict[str, Split] = {}
 MANIFEST = "manifest.json"
 
 
-def export_train_splits(directory: pathlib.Path) -> None:
-    """Write every dataset's train split (only) to `directory` for the workers to load."""
+def export_train_splits(directory: pathlib.Path, preference: preference_prepare.Prepared | None = None) -> None:
+    """Write every dataset's train split (only) to `directory` for the workers to load, and the
+    preference task's training data when it is prepared."""
     directory.mkdir(parents=True, exist_ok=True)
+    if preference is not None:
+        preference_prepare.export(preference, directory)
     versions = {}
     for name, make in DATASETS.items():
         dataset = make()
@@ -70,6 +83,7 @@ def warm(data_dir: str | pathlib.Path | None) -> None:
     load_train_splits(data_dir)
     torch.set_num_threads(1)
     _exercise_every_task()
+    _load_preference_data(pathlib.Path(data_dir))
     # Move everything loaded so far out of the garbage collector's reach: a forked job's first
     # collection would otherwise touch (and so copy-on-write copy) every page of the warm heap.
     gc.collect()
@@ -86,6 +100,18 @@ def _exercise_every_task() -> None:
         train(short, _TRAIN_SPLITS[task.dataset], TrainSpec(adamw, (1e-3, 2e-3)), [0], "vmap_lr")
 
 
+def _load_preference_data(data_dir: pathlib.Path) -> None:
+    """The preference task's reference and pairs, when exported; one short alignment step warms
+    its code paths as `_exercise_every_task` does the proxy tasks'."""
+    directory = data_dir / "preference"
+    if not (directory / "config.json").is_file():
+        return
+    gpt = GPTConfig(**json.loads((directory / "config.json").read_text())["gpt"])
+    data = preference_train.load_exported(directory, gpt)
+    dpo = load_baseline("preference_loss", "dpo")
+    preference_train.align(dpo, data, 0.1, 0, preference_train.TrainRecipe(steps=1))
+
+
 def run_job(
     payload: dict[str, Any], scratch: pathlib.Path
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -95,6 +121,8 @@ def run_job(
         return {}, dataclasses.asdict(run_tier0(candidate))
     if payload["action"] == "train":
         return _train_job(candidate, payload)
+    if payload["action"] == "align":
+        return _align_job(candidate, payload)
     raise ValueError(f"unknown job action {payload['action']!r}")
 
 
@@ -111,6 +139,44 @@ def _train_job(
         task, _TRAIN_SPLITS[task.dataset], spec, list(payload["seeds"]), str(payload["batching"])
     )
     return pack_train_result(result)
+
+
+def _align_job(
+    candidate: Candidate, payload: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    data = preference_train.loaded()
+    tensors: dict[str, torch.Tensor] = {}
+    stopped: list[int | None] = []
+    for i, beta in enumerate(payload["betas"]):
+        recipe = preference_train.TrainRecipe(**payload["recipe"])
+        run = preference_train.align(candidate, data, float(beta), int(payload["seed"]), recipe)
+        tensors.update({f"beta{i}/{name}": w for name, w in run.weights.items()})
+        stopped.append(run.stopped_at)
+    return tensors, {"stopped_at": stopped}
+
+
+def checked_align_result(
+    n_betas: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any], steps: int, gpt: GPTConfig
+) -> list[tuple[dict[str, torch.Tensor], int | None]]:
+    """An align job's result, checked: per beta, the policy's weights (exactly the char-GPT's names,
+    shapes and float32) and where it stopped, else InvalidResult."""
+    stopped = meta.get("stopped_at")
+    if set(meta) != {"stopped_at"} or not isinstance(stopped, list) or len(stopped) != n_betas or not all(
+        s is None or (type(s) is int and 0 <= s < steps) for s in stopped
+    ):
+        raise InvalidResult(f"stopped_at must hold {n_betas} step numbers below {steps} or nulls, got {stopped!r:.80}")
+    shapes = {name: tuple(p.shape) for name, p in CharGPT(gpt).to("meta").state_dict().items()}
+    expected = {f"beta{i}/{name}" for i in range(n_betas) for name in shapes}
+    if set(tensors) != expected:
+        raise InvalidResult(f"align job returned tensors {sorted(tensors)[:4]}..., expected the char-GPT's per beta")
+    runs = []
+    for i in range(n_betas):
+        weights = {name: tensors[f"beta{i}/{name}"] for name in shapes}
+        for name, w in weights.items():
+            if tuple(w.shape) != shapes[name] or w.dtype != torch.float32:
+                raise InvalidResult(f"beta {i}: {name} is {w.dtype} {tuple(w.shape)}, expected float32 {shapes[name]}")
+        runs.append((weights, stopped[i]))
+    return runs
 
 
 def pack_train_result(result: TrainResult) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

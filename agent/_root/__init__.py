@@ -3,6 +3,7 @@
     optforge.load_optimizer(source, params, **hparams)   -> torch.optim.Optimizer
     optforge.load_loss(source)                          -> nn.Module
     optforge.load_schedule(source, optimizer, total_steps) -> LambdaLR
+    optforge.load_preference_loss(source)               -> nn.Module (DiscoPOP's signature)
 
 `source` is a file written by `optforge export` or "DIR:ID" (a campaign directory and a candidate
 id or prefix). Loading runs the candidate's code in your process: see optforge.agent.api.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_API = ("load_optimizer", "load_loss", "load_schedule")
+_API = ("load_optimizer", "load_loss", "load_schedule", "load_preference_loss")
 
 __all__ = list(_API)
 

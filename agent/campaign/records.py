@@ -66,4 +66,5 @@ def _feedback(task: TaskResult) -> TaskFeedback:
     return TaskFeedback(
         task=task.name, status=task.status, score=task.score, error=task.error,
         curve=task.curve, reference_curve=task.reference_curve,
+        frontier=task.frontier, reference_frontier=task.reference_frontier,
     )

@@ -253,7 +253,8 @@ def _run(
     try:
         with (
             sigterm_as_interrupt(),
-            open_runner(config.evaluation.sandbox, cache_dir(), campaign=str(directory.resolve())) as runner,
+            open_runner(config.evaluation.sandbox, cache_dir(), campaign=str(directory.resolve()),
+                        kind=config.kind) as runner,
             LiveDisplay() as display,
         ):
             parts = CampaignParts(

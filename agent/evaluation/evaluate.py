@@ -20,6 +20,7 @@ import numpy as np
 from optforge.agent.config import EvaluationConfig
 from optforge.agent.evaluation.baseline_cache import BaselineCache
 from optforge.agent.evaluation.limits import JobTimeouts
+from optforge.agent.evaluation.preference import evaluate_preference
 from optforge.agent.evaluation.sweeps import ENTRY, SweepOutcome, SweepSpec, run_sweeps
 from optforge.archive import STATE_TENSORS, EvaluationRecord, TaskResult, candidate_id
 from optforge.sandbox import Job, Runner
@@ -89,6 +90,8 @@ def evaluate_tasks(
 ) -> EvaluationRecord:
     """The proxy tasks of `tier` (1 or 2; default: its suite, or `tasks`) for a candidate whose
     tier 0 (`screened`) passed."""
+    if kind_spec(kind).evaluation == "preference":
+        return evaluate_preference(source, kind, tier, screened, runner, config, cache)
     started = time.perf_counter()
     tasks = tasks_for(tier, kind) if tasks is None else tasks
     seeds = list(range(config.seeds_for(tier)))

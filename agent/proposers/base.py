@@ -25,6 +25,9 @@ class TaskFeedback:
     error: str | None = None  # first error line, e.g. "training loss became non-finite at step 40"
     curve: tuple[float, ...] = ()  # mean held-out metric at the checkpoints (tier 1 only)
     reference_curve: tuple[float, ...] = ()  # tuned AdamW's, same checkpoints
+    # The preference task's (beta, KL, reward) per beta, and the reference's (DPO's)
+    frontier: tuple[tuple[float, float, float], ...] = ()
+    reference_frontier: tuple[tuple[float, float, float], ...] = ()
 
 
 @dataclass(frozen=True)

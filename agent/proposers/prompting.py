@@ -21,8 +21,9 @@ from optforge.agent.proposers.base import ParentInfo, ProposalRequest, TaskFeedb
 from optforge.agent.proposers.kinds import proposal_kind
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.kinds import kind_spec
-from optforge.tasks.proxy import tasks_for
+from optforge.tasks.preference.task import preference_task
 from optforge.tasks.scoring import AGGREGATE_CLIP
+from optforge.tasks.suites import suite
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +54,24 @@ def system_prompt(kind: str) -> str:
             steps=t.steps,
             batch_size=t.batch_size,
         )
-        for t in tasks_for(1, kind)
+        for t in suite(1, kind)
     )
     examples = "\n\n".join(
         render("example", name=name, source=baseline_source(kind, name).strip("\n"))
         for name in proposal_kind(kind).examples
     )
-    # The clip is substituted from the scorer, so the prompt cannot drift from what is computed.
-    return render(f"{kind}_system", tasks=tasks, examples=examples, clip=f"{AGGREGATE_CLIP:g}")
+    # The clip (and the preference task's recipe) are substituted from the scorer, so the prompt
+    # cannot drift from what is computed.
+    task = preference_task(1)
+    return render(
+        f"{kind}_system", tasks=tasks, examples=examples, clip=f"{AGGREGATE_CLIP:g}",
+        betas=", ".join(f"{b:g}" for b in task.betas), kl_cap=f"{task.kl_cap:g}", lr=f"{task.recipe.lr:g}",
+        steps=task.recipe.steps, batch=task.recipe.batch_pairs, chars=task.prepare.continuation_chars,
+    )
 
 
 def user_prompt(request: ProposalRequest, mode: Mode, history_size: int) -> str:
-    screen = frozenset(t.name for t in tasks_for(1, request.kind))
+    screen = frozenset(t.name for t in suite(1, request.kind))
     return render(
         f"{request.kind}_user",
         history=_section(_history(request, history_size)),
@@ -175,7 +182,15 @@ def _feedback_lines(f: TaskFeedback) -> str:
             reference=_numbers(f.reference_curve),
             gaps=" ".join(_gap(c, r) for c, r in zip(f.curve, f.reference_curve, strict=True)),
         )
+    if f.frontier:
+        line += "\n" + render(
+            "feedback_frontier", points=_points(f.frontier), reference=_points(f.reference_frontier)
+        )
     return line
+
+
+def _points(points: Sequence[tuple[float, float, float]]) -> str:
+    return "; ".join(f"beta {b:g}: KL {kl:.2f}, reward {r:+.3f}" for b, kl, r in points) or "none"
 
 
 def _score(score: float | None) -> str:

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from optforge.agent.proposers import kinds
-
 _Node = TypeVar("_Node", bound=ast.AST)
 TENSOR, SCALAR, INDEX, STATE, HPS = "tensor", "scalar", "index", "state", "hparams"
 
@@ -105,6 +103,9 @@ def function_scope(tree: ast.Module, fn: ast.FunctionDef, kind: str) -> Scope:
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and is_number(node.value.value):
             scope.env.update({t.id: SCALAR for t in node.targets if isinstance(t, ast.Name)})
+    # Imported here: the kind modules build their grammars on this module's type names.
+    from optforge.agent.proposers import kinds
+
     spec = kinds.proposal_kind(kind)
     main = spec.param_types[spec.main_function]
     types = spec.param_types.get(fn.name, main if len(fn.args.args) == len(main) else ())

@@ -16,9 +16,12 @@ from optforge.agent.campaign.summary_text import bar_lines, report_lines, score_
 from optforge.agent.review.report_data import (
     LION,
     CurvePanel,
+    FrontierPanel,
     best_by_island,
     curve_candidates,
     curve_panels,
+    frontier_candidates,
+    frontier_panels,
     llm_cost_over_time,
     new_scores,
     seed_row,
@@ -35,6 +38,7 @@ from optforge.agent.review.view import (
     unified_diff,
 )
 from optforge.archive import ArchiveStore
+from optforge.tasks.kinds import KINDS, kind_spec
 
 _CANDIDATE_COLORS = (
     PALETTE[1],
@@ -89,7 +93,7 @@ def build_report(store: ArchiveStore, top: int = 5) -> str:
         _section("Progress", _progress_charts(view)),
         _section(f"Top {min(top, len(ranked))} candidates", _top_table(view, ranked[:top])),
         _section("Lineage of the best new candidate", _best_lineage(view, new_ranked)),
-        _section("Held-out loss curves against AdamW and Lion", _curves(view, new_ranked)),
+        _comparison_section(summary.kind, view, new_ranked),
         _section("LLM cost", _llm_cost(view)),
     ]
     title = f"optforge report: {summary.kind} campaign"
@@ -179,6 +183,43 @@ def _status_chart(view: ArchiveView) -> str:
         x_label="new candidates stored",
         y_label="candidates",
     )
+
+
+def _comparison_section(kind: str, view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
+    """How the best compare with the reference where it counts: held-out curves against AdamW and
+    Lion, or, for a kind scored on the preference task, reward-vs-KL points against DPO and LRML."""
+    if kind in KINDS and kind_spec(kind).evaluation == "preference":
+        return _section("Reward-vs-KL frontier against DPO and LRML", _frontiers(view, new_ranked))
+    return _section("Held-out loss curves against AdamW and Lion", _curves(view, new_ranked))
+
+
+def _frontiers(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
+    if not new_ranked:
+        return _note("no new candidate has a score yet: nothing to compare with DPO and LRML")
+    parts = [_note(
+        "mean reward (VADER) and KL from the reference (nats per continuation) of the policy trained "
+        "at each beta, averaged over seeds; the score is the area under the upper concave hull of "
+        "these points (and the reference's), up to the KL cap, against DPO's"
+    )]
+    for tier, what in ((2, "held-out prompts, 3 seeds"), (1, "the screen")):
+        panels = frontier_panels(view, frontier_candidates(view, new_ranked, tier, CURVE_CANDIDATES), tier)
+        if not panels:
+            parts.append(_note(f"tier {tier} ({what}): no new candidate has reward-vs-KL points at this tier"))
+            continue
+        charts = "".join(_frontier_chart(p) for p in panels)
+        parts.append(f'<h3>tier {tier}: {e(what)}</h3><div class="charts">{charts}</div>')
+    return "".join(parts)
+
+
+def _frontier_chart(panel: FrontierPanel) -> str:
+    series = []
+    for i, (label, points) in enumerate(panel.points.items()):
+        color = {"DPO": PALETTE[0], "LRML": PALETTE[4]}.get(label, _CANDIDATE_COLORS[i % 5])
+        series.append(Series(label, points, color, dashed=label in ("DPO", "LRML")))
+    chart = line_chart(series, title=f"{panel.task} (tier {panel.tier})",
+                       x_label="KL from the reference (nats per continuation)", y_label="reward (VADER)")
+    missing = _note("not drawn: " + "; ".join(panel.missing)) if panel.missing else ""
+    return f"<div>{chart}{missing}</div>"
 
 
 def _curves(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:

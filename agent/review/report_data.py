@@ -131,3 +131,54 @@ def _tasks(view: ArchiveView, cid: str, tier: int) -> tuple[TaskResult, ...]:
 
 def _task(view: ArchiveView, cid: str, tier: int, name: str) -> TaskResult | None:
     return next((t for t in _tasks(view, cid, tier) if t.name == name), None)
+
+
+LRML = "lrml"  # the seed the preference report draws next to DPO (DiscoPOP's discovered loss)
+
+
+@dataclass(frozen=True)
+class FrontierPanel:
+    """One preference task's reward-vs-KL points: the top candidates, DPO and LRML."""
+
+    task: str
+    tier: int
+    points: dict[str, tuple[tuple[float, float], ...]]  # label -> (KL, reward) by increasing KL
+    missing: tuple[str, ...] = ()
+
+
+def frontier_candidates(view: ArchiveView, ranked: list[CandidateRow], tier: int, k: int) -> list[CandidateRow]:
+    """The best `k` of `ranked` that have frontier points at `tier`."""
+    return [r for r in ranked if any(t.frontier for t in _tasks(view, r.id, tier))][:k]
+
+
+def frontier_panels(view: ArchiveView, top: list[CandidateRow], tier: int) -> list[FrontierPanel]:
+    names: list[str] = []
+    for r in top:
+        names += [t.name for t in _tasks(view, r.id, tier) if t.name not in names]
+    return [_frontier_panel(view, top, tier, name) for name in names]
+
+
+def _kl_reward(frontier: tuple[tuple[float, float, float], ...]) -> tuple[tuple[float, float], ...]:
+    return tuple(sorted((kl, reward) for _, kl, reward in frontier))
+
+
+def _frontier_panel(view: ArchiveView, top: list[CandidateRow], tier: int, name: str) -> FrontierPanel:
+    points: dict[str, tuple[tuple[float, float], ...]] = {}
+    missing: list[str] = []
+    reference: tuple[tuple[float, float, float], ...] = ()
+    for r in top:
+        task = _task(view, r.id, tier, name)
+        if task and task.frontier:
+            points[f"{r.id[:8]} {r.name}"] = _kl_reward(task.frontier)
+            reference = reference or task.reference_frontier
+        elif task:
+            missing.append(f"{r.id[:8]} {r.name}: {task.status}")
+    if reference:
+        points["DPO"] = _kl_reward(reference)  # every candidate's task holds the same DPO runs
+    lrml = seed_row(view, LRML)
+    lrml_task = _task(view, lrml.id, tier, name) if lrml else None
+    if lrml_task and lrml_task.frontier:
+        points["LRML"] = _kl_reward(lrml_task.frontier)
+    else:
+        missing.append("no LRML seed" if lrml is None else f"LRML has no tier-{tier} result on this task")
+    return FrontierPanel(name, tier, points, tuple(missing))

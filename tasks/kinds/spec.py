@@ -20,7 +20,7 @@ class SweepPlan:
     whose default places the grid's window: the candidate's own (an optimizer's HPARAMS) or the
     reference's (a loss or schedule trains with the reference optimizer, at its default)."""
 
-    hyperparameter: Literal["lr"] = "lr"
+    hyperparameter: Literal["lr", "beta"] = "lr"
     centre: Literal["candidate", "reference"] = "candidate"
 
 
@@ -54,6 +54,10 @@ class KindSpec:
     reference: tuple[str, str]  # (kind, baseline) it is scored against, tuned on the same grid
     sweep: SweepPlan
     export: ExportSpec
+    # How a candidate is scored past tier 0: "proxy" trains the proxy tasks (tasks/proxy.py) with a
+    # learning-rate sweep; "preference" aligns the char-GPT over a beta grid (tasks/preference/).
+    evaluation: Literal["proxy", "preference"] = "proxy"
+    reference_label: str = "tuned AdamW"  # what displays call the reference
 
     @property
     def contract(self) -> Contract:

@@ -24,6 +24,7 @@ from optforge.tasks.jobs import run_job, train_spec
 from optforge.tasks.kinds import UnknownKind, all_specs, kind_spec
 from optforge.tasks.proxy import TASKS, study_tasks, tasks_for
 from optforge.tasks.scoring import heldout_metric_name
+from optforge.tasks.suites import suite
 from optforge.tasks.tier0 import run_tier0
 
 
@@ -49,8 +50,12 @@ def test_each_kind_is_complete_and_consistent(kind: str):
     assert run_tier0(load_baseline(kind, names[0])).passed
     # It runs on some task of each tier, and each such task has a metric to judge it by.
     for tier in (1, 2):
-        assert tasks_for(tier, kind)
-        assert all(heldout_metric_name(t, kind) in ("cross_entropy", "mse", "error") for t in tasks_for(tier, kind))
+        assert suite(tier, kind)
+        if spec.evaluation == "proxy":
+            assert tasks_for(tier, kind) == suite(tier, kind)
+            assert all(heldout_metric_name(t, kind) in ("cross_entropy", "mse", "error") for t in tasks_for(tier, kind))
+        else:
+            assert not tasks_for(tier, kind)  # scored on its own task, never on a proxy task
     # Export: its roots are defined where the export copies them from.
     defined = {name for module in (contracts, adapters) for name, _ in inspect.getmembers(module)}
     assert set(spec.export.roots) <= defined
@@ -59,7 +64,8 @@ def test_each_kind_is_complete_and_consistent(kind: str):
     prompts = resources.files("optforge.agent.prompts")
     assert (prompts / f"{kind}_system.txt").is_file() and (prompts / f"{kind}_user.txt").is_file()
     assert spec.main_function in system_prompt(kind)
-    assert train_spec(load_baseline(kind, names[0]), (1e-3,)).lrs == (1e-3,)
+    if spec.evaluation == "proxy":
+        assert train_spec(load_baseline(kind, names[0]), (1e-3,)).lrs == (1e-3,)
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -70,7 +76,7 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 
 def test_an_unknown_kind_is_one_line_on_every_path():
     source = baseline_source("optimizer", "adamw")
-    assert check_source(source, "bogus") == ["unknown kind 'bogus': use one of optimizer, loss, schedule"]
+    assert check_source(source, "bogus") == ["unknown kind 'bogus': use one of optimizer, loss, schedule, preference_loss"]
     for call in (
         lambda: kind_spec("bogus"),
         lambda: proposal_kind("bogus"),

@@ -27,9 +27,9 @@ def all_proposal_kinds() -> list[ProposalKind]:
 def _registry() -> dict[str, ProposalKind]:
     # Imported on first use: the kind modules build on the grammar, crossover and mutation code,
     # which look kinds up here.
-    from optforge.agent.proposers.kinds import loss, optimizer, schedule
+    from optforge.agent.proposers.kinds import loss, optimizer, preference_loss, schedule
 
-    specs = {spec.name: spec for spec in (optimizer.SPEC, loss.SPEC, schedule.SPEC)}
+    specs = {spec.name: spec for spec in (optimizer.SPEC, loss.SPEC, schedule.SPEC, preference_loss.SPEC)}
     if tuple(specs) != KINDS:
         raise RuntimeError(f"agent kind modules define {tuple(specs)}, tasks declares {KINDS}")
     return specs

@@ -139,6 +139,31 @@ def loss_request(*, tier2: bool = False) -> ProposalRequest:
     )
 
 
+PREFERENCE_SOURCE = """import torch.nn.functional as F
+
+
+def loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps, beta):
+    margin = (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)
+    return F.softplus(-beta * margin)
+"""
+
+_DPO_POINTS = ((0.1, 13.1, 0.526), (0.3, 5.41, 0.449), (1.0, 2.22, 0.315), (3.0, 1.61, 0.248))
+
+
+def preference_request(*, tier2: bool = False) -> ProposalRequest:
+    fb = (
+        TaskFeedback("shakespeare_vader", "ok", 0.93, frontier=((0.1, 17.7, 0.38), (0.3, 5.81, 0.412),
+                     (1.0, 2.28, 0.298), (3.0, 1.73, 0.243)), reference_frontier=_DPO_POINTS),
+    )
+    if tier2:  # a selection bug upstream: the held-out tier's task and score must not reach the prompt
+        fb += (TaskFeedback("shakespeare_vader_heldout", "ok", 3.5, frontier=((0.1, 9.9, 0.9),),
+                            reference_frontier=_DPO_POINTS),)
+    p = ParentInfo("d" * 64, "softplus_dpo", PREFERENCE_SOURCE, 0.93, "ok", fb)
+    return ProposalRequest(
+        "preference_loss", (p,), history=(ParentInfo("dh" * 32, "softplus_dpo", PREFERENCE_SOURCE, 0.93, "ok"),)
+    )
+
+
 def schedule_request(*, tier2: bool = False) -> ProposalRequest:
     p = ParentInfo("s" * 64, "linear", SCHEDULE_SOURCE, 1.05, "ok", feedback(tier2))
     return ProposalRequest("schedule", (p,))

@@ -22,16 +22,22 @@ from optforge.agent.proposers.prompting import (
     transcript,
 )
 from optforge.tasks.contracts import KINDS
-from optforge.tasks.proxy import tasks_for
+from optforge.tasks.kinds import kind_spec
+from optforge.tasks.preference.task import preference_task
 from optforge.tasks.scoring import AGGREGATE_CLIP
+from optforge.tasks.suites import suite
 
 from .samples import (
     GOOD_SOURCE,
     TIER2_TASKS,
     loss_request,
     optimizer_request,
+    preference_request,
     schedule_request,
 )
+
+REQUESTS = {"optimizer": optimizer_request, "loss": loss_request, "schedule": schedule_request,
+            "preference_loss": preference_request}
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 UPDATE = os.environ.get("OPTFORGE_UPDATE_GOLDEN") == "1"
@@ -45,6 +51,7 @@ CASES = {
     ),
     "loss_rewrite": lambda: build_messages(loss_request(), "rewrite", HISTORY_SIZE),
     "schedule_rewrite": lambda: build_messages(schedule_request(), "rewrite", HISTORY_SIZE),
+    "preference_loss_rewrite": lambda: build_messages(preference_request(), "rewrite", HISTORY_SIZE),
     "repair_contract": lambda: (
         repair_message(
             ["line 1: import of 'os' is not allowed; use only math, torch"], diff_failed=False
@@ -73,23 +80,20 @@ def test_prompt_matches_its_golden_file(case):
 
 
 @pytest.mark.parametrize("mode", ["rewrite", "diff"])
-@pytest.mark.parametrize("make", [optimizer_request, loss_request, schedule_request])
+@pytest.mark.parametrize("make", REQUESTS.values())
 def test_held_out_tasks_never_appear_in_a_prompt(make, mode):
     request = make(tier2=True)  # feedback on tier-2 tasks slipped into the request
     text = transcript(build_messages(request, mode, HISTORY_SIZE))
-    held_out = set(TIER2_TASKS) | {t.name for t in tasks_for(2, request.kind)}
+    held_out = set(TIER2_TASKS) | {t.name for t in suite(2, request.kind)}
     assert [name for name in held_out if name in text] == []
-    assert "3.50" not in text  # nor their scores
+    assert "3.50" not in text and "9.9" not in text  # nor their scores or frontier points
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_system_prompt_lists_exactly_the_screen_tasks(kind):
-    request = {"optimizer": optimizer_request, "loss": loss_request, "schedule": schedule_request}[
-        kind
-    ]()
-    system = build_messages(request, "rewrite", HISTORY_SIZE)[0].content
+    system = build_messages(REQUESTS[kind](), "rewrite", HISTORY_SIZE)[0].content
     listed = re.findall(r"^- (\w+): ", system, flags=re.M)
-    assert listed == [t.name for t in tasks_for(1, kind)]
+    assert listed == [t.name for t in suite(1, kind)]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -126,17 +130,24 @@ def test_every_kind_has_a_system_and_a_user_template():
         template("nope")
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [k for k in KINDS if kind_spec(k).evaluation == "proxy"])
 def test_the_system_prompt_describes_the_score_as_it_is_computed(kind):
     # The score is a loss (or error) ratio against tuned AdamW, aggregated with a per-task clip
     # that comes from the scorer itself (tasks/scoring.py), not a speed-up read off the curves.
-    request = {"optimizer": optimizer_request, "loss": loss_request, "schedule": schedule_request}[
-        kind
-    ]()
-    system = build_messages(request, "rewrite", HISTORY_SIZE)[0].content
+    system = build_messages(REQUESTS[kind](), "rewrite", HISTORY_SIZE)[0].content
     assert f"clipped to between 1/{AGGREGATE_CLIP:g} and {AGGREGATE_CLIP:g}" in system
     assert "1.25 a 20% lower held-out" in system and "ratio" in system
     assert "one fixed grid of powers of two" in system
+
+
+def test_the_preference_prompt_states_the_grid_and_cap_the_scorer_uses():
+    system = build_messages(preference_request(), "rewrite", HISTORY_SIZE)[0].content
+    task = preference_task(1)
+    assert "at each beta in " + ", ".join(f"{b:g}" for b in task.betas) + " (" in system
+    assert f"from 0 to {task.kl_cap:g} nats" in system and "divided by DPO's" in system
+    user = build_messages(preference_request(), "rewrite", HISTORY_SIZE)[1].content
+    assert "beta 0.1: KL 17.70, reward +0.380" in user  # the parent's frontier, next to DPO's
+    assert "DPO:       beta 0.1: KL 13.10, reward +0.526" in user
 
 
 def test_no_prompt_calls_the_score_a_speed_up():

@@ -16,6 +16,7 @@ from optforge.agent.proposers.crossover import blend_functions, blend_updates, g
 from optforge.agent.proposers.kinds import proposal_kind
 from optforge.agent.proposers.mutate import MAX_NAME, MutationProposer, child_name, simplify
 from optforge.agent.proposers.operators import OPERATORS
+from optforge.tasks.adapters import CandidatePreferenceLoss
 from optforge.tasks.baselines import baseline_names, baseline_source
 from optforge.tasks.contracts import KINDS, check_source, load_candidate
 
@@ -56,6 +57,10 @@ def run_candidate(source: str, kind: str) -> None:
         value = candidate.fn("loss")(logits, torch.arange(8) % 5)
         assert value.dim() == 0
         value.backward()
+    elif kind == "preference_loss":
+        policy = (torch.randn(8) - 60).requires_grad_(True), (torch.randn(8) - 60).requires_grad_(True)
+        reference = policy[0].detach() + torch.randn(8), policy[1].detach() + torch.randn(8)
+        CandidatePreferenceLoss(candidate)(*policy, *reference, 0.5).mean().backward()
     else:
         for step in range(0, 100, 9):
             float(candidate.fn("schedule")(step, 100))

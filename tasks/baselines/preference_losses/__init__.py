@@ -1,0 +1,1 @@
+"""Bundled preference-loss baselines (DPO, IPO, SLiC, LRML/DiscoPOP): read as text, never imported."""

