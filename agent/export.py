@@ -113,6 +113,7 @@ def export_candidate(
         public=PublicObject(
             export.public_code,
             tuple(line.format(module=output.stem, file=output.name) for line in export.usage),
+            *((export.scoring,) if export.scoring else ()),
         ),
         baseline=baseline_comparison(directory, record, evaluations),
     )

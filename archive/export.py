@@ -28,6 +28,11 @@ from typing import Any
 from .export_source import Emitted
 from .records import CandidateRecord, EvaluationRecord, candidate_id
 
+ADAMW_SCORING = (
+    "Scores against tuned AdamW (AdamW's final held-out metric / this candidate's; >1 is better,",
+    "every candidate and AdamW get the same learning-rate sweep, seeds paired):",
+)
+
 
 @dataclass(frozen=True)
 class PublicObject:
@@ -37,6 +42,7 @@ class PublicObject:
 
     code: str
     usage: tuple[str, ...]
+    scoring: tuple[str, ...] = ADAMW_SCORING  # what the scores are: the kind's reference, its tuning
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ def render_export(
     # module up in sys.modules while it executes, and loaders that run a file without registering it
     # (importlib's spec_from_file_location + exec_module) then fail. Evaluated annotations need no
     # lookup, so the file loads however a user's tooling loads files.
-    header = [_docstring(provenance, public.usage, baseline), runtime.imports]
+    header = [_docstring(provenance, public.usage, baseline, public.scoring), runtime.imports]
     body = [
         "# ---- provenance and the candidate's code, exactly as scored " + "-" * 33,
         prefix + provenance_text.replace("\n", "\n" + " " * len(prefix)),
@@ -176,7 +182,10 @@ def _plain(text: object) -> str:
     return " ".join(printable.split()).replace("\\", "/").replace('"""', "'''")
 
 
-def _docstring(p: dict[str, Any], usage: Sequence[str], baseline: BaselineComparison | None = None) -> str:
+def _docstring(
+    p: dict[str, Any], usage: Sequence[str], baseline: BaselineComparison | None = None,
+    scoring: Sequence[str] = ADAMW_SCORING,
+) -> str:
     lines = [
         f"{_plain(p['name'])}: {'an' if p['kind'][0] in 'aeiou' else 'a'} {p['kind']} discovered by optforge, exported with its provenance.",
         "",
@@ -188,8 +197,7 @@ def _docstring(p: dict[str, Any], usage: Sequence[str], baseline: BaselineCompar
         f"Kind, proposer: {p['kind']}, {_plain(p['proposer'])} (generation {p['generation']})",
         f"Exported:       {p['exported_at']}",
         "",
-        "Scores against tuned AdamW (AdamW's final held-out metric / this candidate's; >1 is better,",
-        "every candidate and AdamW get the same learning-rate sweep, seeds paired):",
+        *scoring,
     ]
     for tier, label in ((1, "tier 1 (screen)"), (2, "tier 2 (held out)")):
         lines += _tier_lines(label, p["evaluations"].get(f"tier{tier}"))
@@ -216,9 +224,9 @@ def _tier_lines(label: str, e: dict[str, Any] | None) -> list[str]:
         sweep = ", ".join(f"{lr:.3g}" for lr in e["lr_sweep"])
         lines.append(f"    learning-rate sweep: {sweep}")
     for name, t in e["tasks"].items():
-        lrs = f"best lr {_num(t['lr'])} (AdamW {_num(t['adamw_lr'])})"
+        lrs = f", best lr {_num(t['lr'])} (AdamW {_num(t['adamw_lr'])})" if t["lr"] or t["adamw_lr"] else ""
         lines.append(
-            f"    {_plain(name)}: {_score(t['score'], t['score_ci'])}, {lrs}, {t['status']}"
+            f"    {_plain(name)}: {_score(t['score'], t['score_ci'])}{lrs}, {t['status']}"
         )
     return lines
 

@@ -36,6 +36,9 @@ SCORE_CAP = 100.0  # only reachable when AdamW's final value is 100x the candida
 BOOTSTRAP_SAMPLES = 1000
 # Each task's score enters the aggregate clipped to [1/AGGREGATE_CLIP, AGGREGATE_CLIP] (`aggregate`).
 AGGREGATE_CLIP = 1.5
+# Metrics where a higher value is better (every other one is a loss or an error): the preference
+# task's area under the reward-vs-KL hull.
+HIGHER_IS_BETTER = frozenset({"reward_kl_auc"})
 # Held-out windows of the language task: fixed, evenly spaced, so every candidate sees the same text.
 LANGUAGE_EVAL_WINDOWS = 64
 

@@ -126,8 +126,9 @@ def paired_comparison(
     a: EvaluationRecord, b: EvaluationRecord
 ) -> tuple[float, tuple[float, float]] | None:
     """How much better `a` is than `b` at their (common) tier: the geometric mean over tasks of
-    b's mean final held-out metric over a's (> 1: `a` better) with a 95% bootstrap CI over seeds;
-    None when the two cannot be paired (other tasks, task versions or seeds)."""
+    b's mean final held-out metric over a's (> 1: `a` better; a's over b's for a metric where
+    higher is better, the preference task's area) with a 95% bootstrap CI over seeds; None when
+    the two cannot be paired (other tasks, task versions or seeds)."""
     # Imported here: tasks.scoring imports torch, and the summary and review commands import this
     # module only for this function, on archives that may hold no tier-2 result at all.
     from optforge.tasks.scoring import paired_ratio
@@ -153,6 +154,8 @@ def _paired_finals(
 ) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
     """Per-task per-seed finals of both, matched by task; None when they cannot be paired (other
     tasks or seeds, e.g. evaluated under another config)."""
+    from optforge.tasks.scoring import HIGHER_IS_BETTER
+
     finals_a = {t.name: t.seed_finals for t in a.tasks}
     finals_b = {t.name: t.seed_finals for t in b.tasks}
     if not finals_a or set(finals_a) != set(finals_b) or a.task_versions != b.task_versions:
@@ -160,7 +163,11 @@ def _paired_finals(
     names = sorted(finals_a)
     if any(not finals_a[n] or len(finals_a[n]) != len(finals_b[n]) for n in names):
         return None
-    return [np.array(finals_a[n]) for n in names], [np.array(finals_b[n]) for n in names]
+    higher = {t.name for t in a.tasks if t.metric in HIGHER_IS_BETTER}
+    # paired_ratio divides the second side's finals by the first's: swap where higher is better.
+    first = [np.array((finals_b if n in higher else finals_a)[n]) for n in names]
+    second = [np.array((finals_a if n in higher else finals_b)[n]) for n in names]
+    return first, second
 
 
 def best_baseline(

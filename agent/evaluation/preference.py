@@ -31,10 +31,11 @@ from optforge.tasks.kinds import kind_spec
 from optforge.tasks.preference import frontier, prepare
 from optforge.tasks.preference.gpt import CharGPT
 from optforge.tasks.preference.task import PreferenceTask, preference_task
-from optforge.tasks.scoring import SCORE_CAP, SCORE_FLOOR
+from optforge.tasks.scoring import HIGHER_IS_BETTER, SCORE_CAP, SCORE_FLOOR
 
 ENTRY = "optforge.tasks.jobs:run_job"
 METRIC = "reward_kl_auc"
+assert METRIC in HIGHER_IS_BETTER  # paired comparisons divide the other way round for it
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,10 @@ SPEC = KindSpec(
             '# or: optforge.load_preference_loss("{file}")',
         ),
         api_loader="load_preference_loss",
+        scoring=(
+            "Scores against DPO (area under the reward-vs-KL hull up to the KL cap / DPO's; >1 is",
+            "better; every candidate and DPO get the same betas, batches and evaluation samples, seeds paired):",
+        ),
     ),
     evaluation="preference",
     reference_label="DPO",

@@ -37,6 +37,8 @@ class ExportSpec:
     public_code: str
     usage: tuple[str, ...]
     api_loader: str  # the optforge.load_* function that loads this kind from a file or an archive
+    # What its scores mean, two docstring lines (None: against tuned AdamW, as the proxy tasks score)
+    scoring: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -140,3 +140,17 @@ def test_without_the_corpus_a_preference_evaluation_is_one_line_saying_how_to_fe
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "optforge prepare preference_loss" in done.stderr, done.stderr
+
+
+def test_paired_comparisons_know_that_a_larger_area_is_better():
+    from optforge.agent.campaign.rules import paired_comparison
+    from optforge.archive import EvaluationRecord, TaskResult
+
+    def record(aucs: tuple[float, ...]) -> EvaluationRecord:
+        task = TaskResult("shakespeare_vader_heldout", "ok", "reward_kl_auc", seed_finals=aucs)
+        return EvaluationRecord("x" * 64, 2, "ok", score=1.0, tasks=(task,), task_versions={task.name: "v"})
+
+    better, worse = record((0.30, 0.33, 0.31)), record((0.20, 0.22, 0.21))
+    ratio, (lo, hi) = paired_comparison(better, worse)
+    assert ratio == pytest.approx(0.3133 / 0.21, rel=1e-3) and 1 < lo <= hi
+    assert paired_comparison(worse, better)[0] == pytest.approx(1 / ratio)

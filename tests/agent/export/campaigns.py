@@ -40,7 +40,23 @@ def _task(name: str, score: float, lr: float) -> TaskResult:
     )
 
 
+def _preference_task(tier: int, score: float) -> TaskResult:
+    dpo = ((0.1, 9.4, 0.44), (0.3, 3.9, 0.38), (1.0, 1.4, 0.26), (3.0, 0.9, 0.19))
+    return TaskResult(
+        name="shakespeare_vader" if tier == 1 else "shakespeare_vader_heldout",
+        status="ok", metric="reward_kl_auc", score=score, final=0.27 * score, reference_final=0.27,
+        score_ci=(score - 0.05, score + 0.05) if tier == 2 else None,
+        seed_finals=(0.27 * score,) if tier == 1 else (0.26 * score, 0.27 * score, 0.28 * score),
+        frontier=tuple((b, kl, r * score) for b, kl, r in dpo), reference_frontier=dpo,
+    )
+
+
 def _evaluation(kind: str, tier: int, score: float) -> EvaluationRecord:
+    if kind == "preference_loss":  # one task, scored against DPO over a beta grid: no learning rates
+        task = _preference_task(tier, score)
+        return EvaluationRecord(candidate_id="", tier=tier, status="ok", score=score, score_ci=task.score_ci,
+                                tasks=[task], seeds=len(task.seed_finals),
+                                task_versions={task.name: f"{task.name}-v1"}, seconds=90.0)
     names = ("mlp_digits", "logreg_cancer") if tier == 1 else ("mlp_digits_wide",)
     return EvaluationRecord(
         candidate_id="",  # evaluation_record sets the candidate's
@@ -57,14 +73,16 @@ def _evaluation(kind: str, tier: int, score: float) -> EvaluationRecord:
 
 
 def make_campaign(
-    directory: pathlib.Path, kind: str, names: list[str]
+    directory: pathlib.Path, kind: str, names: list[str], new: tuple[str, ...] = ()
 ) -> dict[str, CandidateRecord]:
-    """A campaign directory holding baselines `names` of `kind`, each scored at tiers 1 and 2."""
+    """A campaign directory holding baselines `names` of `kind`, each scored at tiers 1 and 2; those
+    also in `new` are stored as the mutation proposer's (new candidates), the rest as seeds."""
     config = CampaignConfig.model_validate({"kind": kind})
     records = {}
     with ArchiveStore.create(archive_path(directory), config.model_dump(mode="json")) as store:
         for i, name in enumerate(names):
-            record = CandidateRecord.new(baseline_source(kind, name), kind, name, proposer="seed")
+            proposer = "mutate" if name in new else "seed"
+            record = CandidateRecord.new(baseline_source(kind, name), kind, name, proposer=proposer)
             store.add_candidate(record)
             for tier, score in ((1, 1.0 + i / 10), (2, 0.95 + i / 10)):
                 evaluation = _evaluation(kind, tier, score)

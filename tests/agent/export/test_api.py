@@ -1,4 +1,5 @@
-"""optforge.load_optimizer / load_loss / load_schedule, from an exported file or "DIR:ID"."""
+"""optforge.load_optimizer / load_loss / load_schedule / load_preference_loss, from an exported
+file or "DIR:ID"."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import nn
 import optforge
 from optforge.agent.export import ExportError, export_candidate
 from optforge.archive.export import ExportIntegrityError
-from optforge.tasks.adapters import CandidateOptimizer
+from optforge.tasks.adapters import CandidateOptimizer, CandidatePreferenceLoss
 from optforge.tasks.baselines import load_baseline
 
 from .campaigns import make_campaign
@@ -29,6 +30,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, di
         **make_campaign(root / "opt", "optimizer", ["adamw", "lion"]),
         **make_campaign(root / "loss", "loss", ["focal", "cross_entropy"]),
         **make_campaign(root / "sched", "schedule", ["linear_decay"]),
+        **make_campaign(root / "pref", "preference_loss", ["lrml"]),
     }
     return root, records
 
@@ -197,3 +199,19 @@ def test_import_optforge_is_light_and_the_packages_still_import():
         "assert callable(optforge.load_optimizer) and callable(optforge.load_schedule)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd="/")
+
+
+@pytest.mark.parametrize("how", ["file", "archive"])
+def test_loaded_preference_losses_compute_the_scored_adapter_per_pair(campaign, tmp_path, how):
+    root, records = campaign
+    record = records["lrml"]
+    source = (_export(root, "pref", record, tmp_path) if how == "file" else f"{root / 'pref'}:{record.id[:9]}")
+    loss_fn = optforge.load_preference_loss(source)
+    assert isinstance(loss_fn, nn.Module)
+    policy = (torch.randn(6) - 40).requires_grad_(True), (torch.randn(6) - 40).requires_grad_(True)
+    reference = torch.randn(6) - 40, torch.randn(6) - 40
+    losses = loss_fn(*policy, *reference, 0.3)
+    expected = CandidatePreferenceLoss(load_baseline("preference_loss", "lrml"))(*policy, *reference, 0.3)
+    assert losses.shape == (6,) and torch.equal(losses, expected)
+    losses.mean().backward()
+    assert policy[0].grad is not None and torch.isfinite(policy[0].grad).all()

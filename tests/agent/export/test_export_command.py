@@ -114,6 +114,7 @@ def test_losses_and_schedules_export_their_own_objects(tmp_path):
     for kind, name, public in (
         ("loss", "label_smoothing", "DiscoveredLoss"),
         ("schedule", "wsd", "discovered_schedule"),
+        ("preference_loss", "ipo", "discovered_preference_loss"),
     ):
         directory = tmp_path / kind
         record = make_campaign(directory, kind, [name])[name]
@@ -126,7 +127,7 @@ def test_losses_and_schedules_export_their_own_objects(tmp_path):
 @pytest.mark.parametrize(
     ("kind", "name", "public"),
     [("optimizer", "lion", "DiscoveredOptimizer"), ("loss", "focal", "DiscoveredLoss"),
-     ("schedule", "wsd", "discovered_schedule")],
+     ("schedule", "wsd", "discovered_schedule"), ("preference_loss", "slic", "DiscoveredPreferenceLoss")],
 )
 def test_an_exported_file_loads_however_a_users_tooling_loads_files(tmp_path, kind, name, public):
     """Registered in sys.modules or not (importlib's file loaders do not register), or run as a
@@ -143,3 +144,11 @@ def test_an_exported_file_loads_however_a_users_tooling_loads_files(tmp_path, ki
     assert module.PROVENANCE["candidate_id"] == record.id and public in module.__all__
     assert public in runpy.run_path(str(out))
     assert getattr(import_file(out), public) is not None
+
+
+def test_a_preference_loss_export_says_it_is_scored_against_dpo(tmp_path):
+    record = make_campaign(tmp_path / "c", "preference_loss", ["lrml"])["lrml"]
+    out = tmp_path / "lrml_export.py"
+    assert main(["export", str(tmp_path / "c"), record.id[:8], "-o", str(out)]) == 0
+    doc = import_file(out).__doc__
+    assert "Scores against DPO (area under the reward-vs-KL hull" in doc and "tuned AdamW (AdamW's" not in doc

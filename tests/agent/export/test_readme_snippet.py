@@ -53,3 +53,37 @@ def test_every_readme_snippet_of_the_section_is_valid_python_using_the_documente
     joined = "\n".join(blocks)
     assert "optimizer_cls_and_kwargs=(DiscoveredOptimizer," in joined  # Hugging Face Trainer
     assert "def configure_optimizers(self):" in joined  # Lightning
+
+
+PREFERENCE_SECTION = "## Preference losses"
+
+
+def _preference_blocks() -> list[str]:
+    text = README.read_text()
+    assert PREFERENCE_SECTION in text, f"README.md lost its {PREFERENCE_SECTION!r} section"
+    section = text.split(PREFERENCE_SECTION, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_readme_dpo_step_aligns_a_model_with_an_exported_preference_loss(tmp_path, monkeypatch):
+    record = make_campaign(tmp_path / "campaign", "preference_loss", ["dpo"])["dpo"]
+    export_candidate(tmp_path / "campaign", record.id[:6], tmp_path / "my_preference_loss.py")
+    (step,) = [b for b in _preference_blocks() if "from my_preference_loss import" in b and "for step" in b]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_preference_loss", raising=False)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(step, "README.md", "exec"), {"__name__": "readme_snippet"})
+    sys.modules.pop("my_preference_loss", None)
+    before, after = (float(v) for v in re.findall(r"margin (-?[0-9.]+) -> (-?[0-9.]+)", out.getvalue())[0])
+    assert after > before + 5, out.getvalue()  # the policy now prefers the chosen responses
+
+
+def test_the_trl_snippet_overrides_dpo_loss_with_the_discovered_loss():
+    blocks = _preference_blocks()
+    for block in blocks:
+        compile(block, "README.md", "exec")
+    (trl,) = [b for b in blocks if "DPOTrainer" in b]
+    assert "def dpo_loss(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps" in trl
+    assert "discovered_preference_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, self.beta)" in trl
