@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from optforge.agent.campaign.summary import CampaignSummary, CandidateRow
+from optforge.tasks.kinds import KINDS, kind_spec, reference_label
 
 # Statuses that are not failures: "ok", and "pending" (stored, not evaluated yet).
 NOT_FAILURES = ("ok", "pending")
@@ -86,18 +87,18 @@ def report_lines(s: CampaignSummary) -> list[str]:
 def bar_lines(s: CampaignSummary) -> list[str]:
     """The best new candidate against tuned AdamW, then against the best tuned baseline on tier 2
     (paired seed by seed); one line each, and never a number that was not measured."""
-    best = s.best
+    best, ref = s.best, reference_label(s.kind)
     if best is None or best.score is None:
-        return ["best: no new candidate scored yet (1.0 = as good as tuned AdamW)"]
+        return [f"best: no new candidate scored yet (1.0 = as good as {ref})"]
     who = f"({best.id[:12]} {best.name})"
     if best.verified:
         first = (
-            f"best new: {score_text(best.tier2_score, best.tier2_ci)} x tuned AdamW on held-out "
+            f"best new: {score_text(best.tier2_score, best.tier2_ci)} x {ref} on held-out "
             f"tier 2 {who}; tier 1: {score_text(best.tier1_score)}"
         )
     else:
         first = (
-            f"best new: {score_text(best.tier1_score, best.tier1_ci)} x tuned AdamW on tier 1 only, "
+            f"best new: {score_text(best.tier1_score, best.tier1_ci)} x {ref} on tier 1 only, "
             f"not verified on held-out tier 2 {who}"
         ) + _seed_on_tier1(s, best)
     return [first, _baseline_line(s)]
@@ -124,7 +125,7 @@ def _baseline_line(s: CampaignSummary) -> str:
     base = bar.baseline
     head = (
         f"against the best tuned baseline on tier 2, {base.name} "
-        f"({score_text(base.tier2_score)} x tuned AdamW): "
+        f"({score_text(base.tier2_score)} x {reference_label(s.kind)}): "
     )
     if bar.candidate is None or not bar.candidate.verified:
         return head + "no comparison: the best new candidate has no tier-2 result"
@@ -138,8 +139,10 @@ def _baseline_line(s: CampaignSummary) -> str:
         if hi < 1.0
         else "level within seed noise"
     )
+    area = s.kind in KINDS and kind_spec(s.kind).evaluation == "preference"  # higher is better
+    ratio = f"the candidate's area / {base.name}'s" if area else f"{base.name}'s held-out loss / the candidate's"
     return head + (
-        f"{score_text(bar.ratio, bar.ci)} ({base.name}'s held-out loss / the candidate's, paired "
+        f"{score_text(bar.ratio, bar.ci)} ({ratio}, paired "
         f"over {bar.seeds} seeds on {bar.tasks} task{'' if bar.tasks == 1 else 's'}): {verdict}"
     )
 

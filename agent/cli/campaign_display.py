@@ -32,6 +32,7 @@ from optforge.agent.campaign.summary_text import (
     shows_llm,
     state_text,
 )
+from optforge.tasks.kinds import reference_label
 
 _REFRESH_PER_SECOND = 4  # enough for a ticking clock; each refresh re-renders a small panel
 
@@ -194,7 +195,7 @@ def _print_report(s: CampaignSummary, out: Console) -> None:
 
 def top_table(s: CampaignSummary) -> Table:
     table = Table(
-        title=f"top {len(s.top)}, x tuned AdamW: verified on tier 2 first (by tier-2 score), then "
+        title=f"top {len(s.top)}, x {reference_label(s.kind)}: verified on tier 2 first (by tier-2 score), then "
         "tier 1 only (by tier-1 score)"
     )
     for column in ("#", "id", "name", "proposer", "tier", "tier 1 [95% CI]", "tier 2 [95% CI]"):

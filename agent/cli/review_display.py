@@ -29,6 +29,8 @@ from optforge.agent.review.view import (
     ranking_ci,
 )
 from optforge.archive import CandidateRecord, EvaluationRecord
+from optforge.tasks.kinds import reference_label
+from optforge.tasks.scoring import HIGHER_IS_BETTER
 
 _GOOD = ("ok", "pending")
 
@@ -72,9 +74,9 @@ def print_ls(
     if not listed:
         _plain(out, "no candidates match" if total else "the archive holds no candidates yet")
         return
+    ref = reference_label(listed[0][1].kind)
     table = Table(
-        title=f"{len(listed)} of {total} candidates, {RANK_WORDS[by]} (scores x tuned AdamW; "
-        "tier 2 = held out)"
+        title=f"{len(listed)} of {total} candidates, {RANK_WORDS[by]} (scores x {ref}; tier 2 = held out)"
     )
     for column in (
         "#",
@@ -119,7 +121,7 @@ def print_show(view: ArchiveView, candidate: CandidateRecord, out: Console | Non
     for label, value in _facts(view, candidate, row, rank):
         _plain(out, f"{label + ':':<10} {value}")
     for evaluation in view.evaluations.get(candidate.id, ()):
-        _print_evaluation(out, evaluation)
+        _print_evaluation(out, evaluation, candidate.kind)
     for tier in (1, 2):
         if view.evaluation(candidate.id, tier) is None:
             continue
@@ -152,7 +154,7 @@ def _facts(
     facts = [
         (
             "score",
-            f"{score_text(row.score, ranking_ci(row))} x tuned AdamW"
+            f"{score_text(row.score, ranking_ci(row))} x {reference_label(candidate.kind)}"
             + (f" on tier {row.score_tier}" if row.score_tier else "")
             + f" (rank {rank} of {len(view.rows)}, verified first; {tier}, {row.status})",
         ),
@@ -176,7 +178,7 @@ def _facts(
     return facts
 
 
-def _print_evaluation(out: Console, e: EvaluationRecord) -> None:
+def _print_evaluation(out: Console, e: EvaluationRecord, kind: str) -> None:
     head = f"tier {e.tier}: {e.status}"
     if e.tier > 0:  # tier 0 is pass/fail: it has no score
         head += f", score {score_text(e.score, e.score_ci)}"
@@ -191,9 +193,12 @@ def _print_evaluation(out: Console, e: EvaluationRecord) -> None:
     _plain(out, head)
     if not e.tasks:
         return
-    table = Table(title=f"tier {e.tier} per task (score = tuned AdamW's final / the candidate's)")
+    ref = reference_label(kind)
+    higher = all(t.metric in HIGHER_IS_BETTER for t in e.tasks)
+    how = f"the candidate's final / {ref}'s" if higher else f"{ref}'s final / the candidate's"
+    table = Table(title=f"tier {e.tier} per task (score = {how})")
     errors = any(t.error for t in e.tasks)  # an error column only when there is one
-    for column in ("task", "status", "score [95% CI]", "metric", "final", "AdamW final"):
+    for column in ("task", "status", "score [95% CI]", "metric", "final", f"{ref} final"):
         table.add_column(column)
     if errors:
         table.add_column("error")
@@ -226,7 +231,7 @@ def _baseline_matrix(view: ArchiveView, candidate: CandidateRecord, tier: int) -
     """The candidate against every seed baseline at one tier: aggregate and per-task scores."""
     rows = baseline_table(view, candidate, tier)
     tasks = [t.name for t in (view.evaluation(candidate.id, tier) or _empty()).tasks]
-    table = Table(title=f"tier {tier}: against the baselines (x tuned AdamW; - = not evaluated)")
+    table = Table(title=f"tier {tier}: against the baselines (x {reference_label(candidate.kind)}; - = not evaluated)")
     for column in ("candidate", "all tasks", *tasks):
         table.add_column(column, justify="left" if column == "candidate" else "right")
     for r, scores in rows:

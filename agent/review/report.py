@@ -38,7 +38,7 @@ from optforge.agent.review.view import (
     unified_diff,
 )
 from optforge.archive import ArchiveStore
-from optforge.tasks.kinds import KINDS, kind_spec
+from optforge.tasks.kinds import KINDS, kind_spec, reference_label
 
 _CANDIDATE_COLORS = (
     PALETTE[1],
@@ -90,7 +90,7 @@ def build_report(store: ArchiveStore, top: int = 5) -> str:
     new_ranked = [r for r in ranked if not r.is_seed and r.score is not None]
     sections = [
         _header(summary, view),
-        _section("Progress", _progress_charts(view)),
+        _section("Progress", _progress_charts(view, summary.kind)),
         _section(f"Top {min(top, len(ranked))} candidates", _top_table(view, ranked[:top])),
         _section("Lineage of the best new candidate", _best_lineage(view, new_ranked)),
         _comparison_section(summary.kind, view, new_ranked),
@@ -119,9 +119,7 @@ def _header(summary: CampaignSummary, view: ArchiveView) -> str:
         f"{summary.done}/{summary.budget} new candidates (+{summary.n_seeds} seeds), proposer "
         f"{summary.proposer or '?'}; state: {state_text(summary)}",
         *(line for line in report_lines(summary) if line not in bar),
-        f"report made {made}; scores are x tuned AdamW (its final held-out loss over the "
-        "candidate's: 1.0 = as good, above 1 better; tier 2 = held out); rankings put candidates "
-        "verified on tier 2 first",
+        f"report made {made}; {_scale(summary.kind)}; rankings put candidates verified on tier 2 first",
     ]
     return "".join(f"<p><strong>{e(line)}</strong></p>" for line in bar) + "".join(
         f"<p>{e(line)}</p>" for line in lines
@@ -131,12 +129,22 @@ def _header(summary: CampaignSummary, view: ArchiveView) -> str:
 # -- charts -------------------------------------------------------------------------------------
 
 
-def _progress_charts(view: ArchiveView) -> str:
-    charts = [_best_chart(view), _score_histogram(view), _status_chart(view)]
+def _scale(kind: str) -> str:
+    """What a score of 1.0 is, in words."""
+    if kind in KINDS and kind_spec(kind).evaluation == "preference":
+        return ("scores are x DPO (the candidate's area under the reward-vs-KL hull over DPO's: "
+                "1.0 = as good, above 1 better; tier 2 = held-out prompts and seeds)")
+    return ("scores are x tuned AdamW (its final held-out loss over the candidate's: 1.0 = as good, "
+            "above 1 better; tier 2 = held out)")
+
+
+def _progress_charts(view: ArchiveView, kind: str) -> str:
+    ref = reference_label(kind)
+    charts = [_best_chart(view, ref), _score_histogram(view, ref), _status_chart(view)]
     return '<div class="charts">' + "".join(charts) + "</div>"
 
 
-def _best_chart(view: ArchiveView) -> str:
+def _best_chart(view: ArchiveView, ref: str) -> str:
     lines = best_by_island(view)
     if not lines:
         return _note("no candidate has a score yet")
@@ -148,23 +156,23 @@ def _best_chart(view: ArchiveView) -> str:
         series,
         title="best tier-1 score so far, by island of birth",
         x_label="candidates stored (seeds first)",
-        y_label="best tier-1 score (x tuned AdamW)",
+        y_label=f"best tier-1 score (x {ref})",
         step=True,
     )
 
 
-def _score_histogram(view: ArchiveView) -> str:
+def _score_histogram(view: ArchiveView, ref: str) -> str:
     scores = new_scores(view)
     if not scores:
         return _note("no new candidate has a score yet")
-    markers = [("AdamW", 1.0)]
+    markers = [(ref.removeprefix("tuned "), 1.0)]
     lion = seed_row(view, LION)
     if lion is not None and lion.tier1_score is not None:
         markers.append(("Lion", lion.tier1_score))
     return histogram(
         scores,
         title=f"tier-1 scores of the {len(scores)} scored new candidates",
-        x_label="tier-1 score (x tuned AdamW)",
+        x_label=f"tier-1 score (x {ref})",
         markers=markers,
     )
 

@@ -16,13 +16,19 @@ import functools
 from ..contracts import KINDS, Kind, UnknownKind, contract
 from .spec import ExportSpec, KindSpec, SweepPlan
 
-__all__ = ["KINDS", "ExportSpec", "Kind", "KindSpec", "SweepPlan", "UnknownKind", "all_specs", "kind_spec"]
+__all__ = ["KINDS", "ExportSpec", "Kind", "KindSpec", "SweepPlan", "UnknownKind", "all_specs", "kind_spec", "reference_label"]
 
 
 def kind_spec(kind: str) -> KindSpec:
     """The spec of `kind`; raises UnknownKind (one line naming the kinds) for any other name."""
     contract(kind)  # the one place an unknown name is refused
     return _registry()[kind]
+
+
+def reference_label(kind: str) -> str:
+    """What displays call `kind`'s reference ("tuned AdamW", "DPO"); archives of a kind this
+    version does not know were scored against tuned AdamW."""
+    return kind_spec(kind).reference_label if kind in KINDS else "tuned AdamW"
 
 
 def all_specs() -> list[KindSpec]:

@@ -154,3 +154,37 @@ def test_paired_comparisons_know_that_a_larger_area_is_better():
     ratio, (lo, hi) = paired_comparison(better, worse)
     assert ratio == pytest.approx(0.3133 / 0.21, rel=1e-3) and 1 < lo <= hi
     assert paired_comparison(worse, better)[0] == pytest.approx(1 / ratio)
+
+
+@pytest.mark.slow  # ~1 min: seven candidates (4 seeds, 3 new) and one tier-2 verification
+def test_a_preference_campaign_runs_on_the_mutation_proposer_and_summarizes(sandbox, tmp_path, monkeypatch):
+    """The campaign loop, cascade, archive and summary on the tiny task (tier 2 with two seeds)."""
+    from optforge.agent.campaign.directory import archive_path
+    from optforge.agent.campaign.loop import Campaign, CampaignParts
+    from optforge.agent.campaign.summary import summarize
+    from optforge.agent.config import CampaignConfig
+    from optforge.agent.proposers.mutate import MutationProposer
+    from optforge.archive import ArchiveStore
+    from optforge.tasks.preference import task as preference_tasks
+
+    tier2 = PreferenceTask("tiny_vader_heldout", 2, "test", seeds=(1, 2), betas=TASK.betas,
+                           recipe=TASK.recipe, prepare=TINY)
+    monkeypatch.setitem(preference_tasks.PREFERENCE_TASKS, 1, TASK)
+    monkeypatch.setitem(preference_tasks.PREFERENCE_TASKS, 2, tier2)
+    runner, cache = sandbox
+    config = CampaignConfig.model_validate({
+        "kind": KIND, "proposer": "mutate", "budget": {"max_candidates": 3},
+        "cascade": {"tier2_top_k": 1, "tier2_min_score": 0.01, "seeds_tier2": False},
+        "evaluation": {"sandbox": {"workers": 2}},
+    })
+    with ArchiveStore.create(archive_path(tmp_path / "c"), config.model_dump(mode="json")) as store:
+        reason = Campaign(store, config, CampaignParts(runner, cache, MutationProposer())).run({})
+        summary = summarize(store)
+        evaluations = store.evaluations()
+    assert reason == "budget reached: 3 candidates"
+    assert summary.kind == KIND and summary.best is not None
+    tier1 = [e for e in evaluations if e.tier == 1 and e.status == "ok"]
+    assert len(tier1) >= 4 and all(e.tasks[0].name == "tiny_vader" and e.tasks[0].frontier for e in tier1)
+    (verified,) = [e for e in evaluations if e.tier == 2]  # the tier-1 leader among new candidates
+    assert verified.tasks[0].name == "tiny_vader_heldout" and len(verified.tasks[0].seed_finals) == 2
+    assert verified.status != "ok" or verified.score_ci is not None  # two paired seeds: an interval

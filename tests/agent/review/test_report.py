@@ -258,15 +258,18 @@ def test_a_campaign_that_has_just_started_gets_notes_instead_of_charts(tmp_path,
     assert html.count('class="note"') == 7  # 3 progress charts, top table, lineage, curves, LLM
 
 
-def test_a_preference_campaign_draws_reward_against_kl_next_to_dpo_and_lrml(tmp_path):
+def test_a_preference_campaign_draws_reward_against_kl_next_to_dpo_and_lrml(tmp_path, capsys):
     from ..export.campaigns import make_campaign
 
     make_campaign(tmp_path / "pref", "preference_loss", ["lrml", "dpo", "slic"], new=("slic",))
     assert main(["report", str(tmp_path / "pref")]) == 0
     html = (tmp_path / "pref" / "report.html").read_text(encoding="utf-8")
     section = html.split("Reward-vs-KL frontier against DPO and LRML", 1)[1].split("<h2", 1)[0]
-    assert "Held-out loss curves" not in html
+    assert "Held-out loss curves" not in html and "scores are x DPO" in html and "tuned AdamW" not in html
     for tier in (1, 2):
         chart = section.split(f"<h3>tier {tier}", 1)[1].split("<h3>", 1)[0]
         assert chart.count("<path") >= 3 and "slic" in chart and ">DPO<" in chart and ">LRML<" in chart
         assert "KL from the reference" in chart and "not drawn" not in chart
+    assert main(["ls", str(tmp_path / "pref")]) == 0
+    listing = capsys.readouterr().out
+    assert "x DPO" in listing and "AdamW" not in listing
