@@ -11,6 +11,7 @@ from rich.table import Table
 from optforge.agent.review.view import batching_text
 from optforge.archive import EvaluationRecord
 from optforge.tasks.kinds import kind_spec
+from optforge.tasks.preference.task import PreferenceTask
 from optforge.tasks.proxy import ProxyTask
 
 # Rich wraps at 80 columns when stdout is not a terminal (CI logs, pipes): give tables room instead.
@@ -22,7 +23,7 @@ def print_progress(message: str) -> None:
     errors.print(f"[dim]{message}[/dim]")
 
 
-def print_tasks(tasks: Sequence[ProxyTask]) -> None:
+def print_tasks(tasks: Sequence[ProxyTask], preference: Sequence[PreferenceTask] = ()) -> None:
     table = Table(title="optforge proxy tasks")
     for column in ("tier", "task", "objective", "steps", "batch", "description"):
         table.add_column(column)
@@ -32,6 +33,14 @@ def print_tasks(tasks: Sequence[ProxyTask]) -> None:
     console.print(table)
     console.print("Tier 0 (conformance, < 1 s) runs before every tier; tier 2 is held out from proposers. "
                   "Tasks marked (study) are run only by benchmarks/transfer_study.py, not scored.")
+    if preference:
+        table = Table(title="preference task (kind preference_loss; scored against DPO)")
+        for column in ("tier", "task", "seeds", "betas", "steps", "pairs/step", "description"):
+            table.add_column(column)
+        for p in preference:
+            table.add_row(str(p.tier), p.name, ", ".join(map(str, p.seeds)), ", ".join(f"{b:g}" for b in p.betas),
+                          str(p.steps), str(p.batch_size), p.description)
+        console.print(table)
 
 
 def _ci(ci: tuple[float, float] | None) -> str:

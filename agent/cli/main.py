@@ -30,6 +30,7 @@ from optforge.tasks.contracts import KINDS, infer_kind
 from optforge.tasks.kinds import all_specs
 from optforge.tasks.preference import prepare
 from optforge.tasks.preference.corpus import CorpusMissing, fetch
+from optforge.tasks.preference.task import PREFERENCE_TASKS
 from optforge.tasks.proxy import TASKS
 
 
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optforge", description="Discover and score optimizers, losses and LR schedules.")
     sub = parser.add_subparsers(dest="command", required=True)
-    tasks = sub.add_parser("tasks", help="list the proxy tasks by tier with their budgets")
+    tasks = sub.add_parser("tasks", help="list the proxy tasks and the preference task by tier, with their budgets")
     tasks.add_argument("--json", action="store_true", help="print JSON instead of a table")
     tasks.set_defaults(handler=_cmd_tasks)
     ev = sub.add_parser("evaluate", help="score one candidate file against tuned AdamW")
@@ -91,10 +92,15 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     if args.json:
         rows = [{"name": t.name, "tier": t.tier, "description": t.description, "steps": t.steps,
                  "batch_size": t.batch_size, "objective": t.objective, "version": t.full_version(),
-                 "in_suite": t.in_suite} for t in TASKS]
+                 "in_suite": t.in_suite, "kinds": [s.name for s in all_specs() if t.accepts(s.name)]}
+                for t in TASKS]
+        rows += [{"name": t.name, "tier": t.tier, "description": t.description, "steps": t.steps,
+                  "batch_size": t.batch_size, "objective": "preference", "version": t.full_version(),
+                  "in_suite": True, "kinds": ["preference_loss"], "betas": list(t.betas),
+                  "seeds": list(t.seeds)} for t in PREFERENCE_TASKS.values()]
         print(json.dumps(rows, indent=2))
     else:
-        display.print_tasks(TASKS)
+        display.print_tasks(TASKS, list(PREFERENCE_TASKS.values()))
     return 0
 
 

@@ -26,8 +26,12 @@ def test_tasks_lists_every_tier(tmp_path):
     rows = json.loads(out.stdout)
     assert {r["tier"] for r in rows} == {1, 2}
     assert all(r["steps"] > 0 and r["version"] for r in rows)
+    preference = [r for r in rows if r["kinds"] == ["preference_loss"]]
+    assert [(r["tier"], len(r["seeds"])) for r in preference] == [(1, 1), (2, 3)]
+    assert not any("preference_loss" in r["kinds"] for r in rows if r not in preference)
     table = optforge("tasks", cache=tmp_path)
     assert "char_transformer" in table.stdout and "mlp_digits" in table.stdout
+    assert "shakespeare_vader" in table.stdout
 
 
 def test_evaluate_tier0_json(tmp_path):
