@@ -19,6 +19,7 @@ from .samples import (
     diff_reply,
     json_reply,
     optimizer_request,
+    preference_request,
 )
 
 RNG_SEED = 0
@@ -214,3 +215,22 @@ def test_api_key_is_sent_but_never_recorded_logged_or_raised(
     ]
     assert "Incorrect API key provided" in str(failed.value)
     assert not [text for text in exposed if FAKE_KEY in text]
+
+
+IPO_LIKE = """def loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps, beta):
+    margin = (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)
+    return (margin - 1 / (2 * beta)) ** 2 + 0.1 * (-margin).clamp(min=0)
+"""
+
+
+def test_a_preference_loss_is_asked_for_with_the_frontier_and_checked_against_its_contract(make_proposer, chat_server):
+    classification = "def loss(logits, targets):\n    return logits.mean()\n"  # the other kind's contract
+    chat_server.enqueue(completion(json_reply(classification, name="wrong_kind")),
+                        completion(json_reply(IPO_LIKE, name="hinged_ipo")))
+    proposal = make_proposer().propose(preference_request(), random.Random(RNG_SEED))
+    assert check_source(proposal.source, "preference_loss") == [] and proposal.name == "hinged_ipo"
+    first, repair = chat_server.requests
+    system, user = (m["content"] for m in first["messages"])
+    assert "divided by DPO's" in system and "def loss(policy_chosen_logps" in system
+    assert "DPO:       beta 0.1: KL 13.10" in user  # each beta's (KL, reward), next to DPO's
+    assert "must take 5 positional arguments" in repair["messages"][-1]["content"]
