@@ -27,7 +27,7 @@ from optforge.agent.evaluation.evaluate import contract_rejection, evaluate, eva
 from optforge.agent.evaluation.runtime import open_runner
 from optforge.sandbox import SandboxUnavailable
 from optforge.tasks.contracts import KINDS, infer_kind
-from optforge.tasks.kinds import all_specs
+from optforge.tasks.kinds import all_specs, kind_spec
 from optforge.tasks.preference import prepare
 from optforge.tasks.preference.corpus import CorpusMissing, fetch
 from optforge.tasks.preference.task import PREFERENCE_TASKS
@@ -119,6 +119,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     source, kind = _read_candidate(args.path, args.kind)
+    if args.seeds is not None and kind_spec(kind).evaluation == "preference":
+        raise UsageError("--seeds does not apply to preference_loss: its tiers fix their seeds "
+                         "(tier 1: 1, tier 2: 3 paired seeds); drop --seeds")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     if args.workers is not None and args.workers < 1:

@@ -131,8 +131,9 @@ def reference_alignment(judge: Evaluator, runner: Runner, cache: BaselineCache, 
     """DPO's runs on the task, from the cache or run now (never cached when a run failed)."""
     kind, name = kind_spec("preference_loss").reference
     source = baseline_source(kind, name)
-    key = hashlib.sha256(json.dumps({"task": judge.task.full_version(), "reference": hashlib.sha256(
-        source.encode()).hexdigest(), "r0": judge.r0}, sort_keys=True).encode()).hexdigest()[:32]
+    key = hashlib.sha256(json.dumps({"task": judge.task.full_version(), "seeds": judge.task.seeds,
+                                     "reference": hashlib.sha256(source.encode()).hexdigest(), "r0": judge.r0},
+                                    sort_keys=True).encode()).hexdigest()[:32]
     cached = cache.load_json(key)
     if cached is not None:
         try:
