@@ -36,7 +36,7 @@ from optforge.agent.config_file import (
     write_default_config,
 )
 from optforge.agent.evaluation.baseline_cache import BaselineCache
-from optforge.agent.evaluation.runtime import open_runner
+from optforge.agent.evaluation.runtime import open_runner, task_data
 from optforge.agent.llm.client import LLMUnavailable
 from optforge.agent.proposers.base import Proposer
 from optforge.agent.proposers.factory import build_proposer
@@ -136,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _resume(directory, args)
     config = _validated(_new_config(args))
     proposer = _proposer(config)  # before the archive: a missing API key leaves nothing behind
+    task_data(config.kind)  # likewise a missing corpus; prepares the preference task once if needed
     directory.mkdir(parents=True, exist_ok=True)
     store = ArchiveStore.create(archive_path(directory), config.model_dump(mode="json"))
     (directory / CONFIG_COPY).write_text(config_to_toml(config), encoding="utf-8")

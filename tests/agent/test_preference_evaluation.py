@@ -231,3 +231,12 @@ def test_a_policy_with_non_finite_weights_is_diverged_not_a_crash_of_the_host(pr
     result = RunResult("ok", weights, {"stopped_at": [7]}, None, "", 1.0)
     run = _beta_run(result, evaluator(TASK), 0)
     assert (run.status, run.stopped_at) == ("diverged", 7) and "not finite" in run.error
+
+
+def test_a_preference_campaign_without_the_corpus_stops_before_creating_anything(tmp_path):
+    env = {**os.environ, "OPTFORGE_CACHE_DIR": str(tmp_path / "cache"), "OPTFORGE_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "optforge.agent.cli", "run", "--kind", "preference_loss",
+                           "--proposer", "mutate", "--dir", str(tmp_path / "campaign")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "optforge prepare preference_loss" in done.stderr
+    assert not (tmp_path / "campaign").exists()
