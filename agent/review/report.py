@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import html
 import math
+from collections.abc import Callable
 
 from optforge.agent.campaign.summary import CampaignSummary, CandidateRow, summarize
 from optforge.agent.campaign.summary_text import bar_lines, report_lines, score_text, state_text
@@ -209,14 +210,12 @@ def _frontiers(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
         "at each beta, averaged over seeds; the score is the area under the upper concave hull of "
         "these points (and the reference's), up to the KL cap, against DPO's"
     )]
-    for tier, what in ((2, "held-out prompts, 3 seeds"), (1, "the screen")):
-        panels = frontier_panels(view, frontier_candidates(view, new_ranked, tier, CURVE_CANDIDATES), tier)
-        if not panels:
-            parts.append(_note(f"tier {tier} ({what}): no new candidate has reward-vs-KL points at this tier"))
-            continue
-        charts = "".join(_frontier_chart(p) for p in panels)
-        parts.append(f'<h3>tier {tier}: {e(what)}</h3><div class="charts">{charts}</div>')
-    return "".join(parts)
+    def charts(tier: int) -> list[str]:
+        top = frontier_candidates(view, new_ranked, tier, CURVE_CANDIDATES)
+        return [_frontier_chart(p) for p in frontier_panels(view, top, tier)]
+
+    tiers = ((2, "held-out prompts, 3 seeds"), (1, "the screen"))
+    return "".join(parts) + _by_tier(tiers, charts, "reward-vs-KL points")
 
 
 def _frontier_chart(panel: FrontierPanel) -> str:
@@ -239,14 +238,22 @@ def _curves(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
             "learning rate; tier 2 are the held-out tasks (the tier-1 leaders run them)"
         )
     ]
-    for tier, what in ((2, "held-out tasks"), (1, "the screen")):
+    def charts(tier: int) -> list[str]:
         top = curve_candidates(view, new_ranked, tier, CURVE_CANDIDATES)
-        panels = curve_panels(view, top, tier)
-        if not panels:
-            parts.append(_note(f"tier {tier} ({what}): no new candidate has curves at this tier"))
+        return [_curve_chart(p) for p in curve_panels(view, top, tier)]
+
+    return "".join(parts) + _by_tier(((2, "held-out tasks"), (1, "the screen")), charts, "curves")
+
+
+def _by_tier(tiers: tuple[tuple[int, str], ...], charts: Callable[[int], list[str]], what_charts: str) -> str:
+    """Each tier in turn: its heading and charts, or a note when no new candidate has any there."""
+    parts = []
+    for tier, what in tiers:
+        drawn = charts(tier)
+        if not drawn:
+            parts.append(_note(f"tier {tier} ({what}): no new candidate has {what_charts} at this tier"))
             continue
-        charts = "".join(_curve_chart(p) for p in panels)
-        parts.append(f'<h3>tier {tier}: {e(what)}</h3><div class="charts">{charts}</div>')
+        parts.append(f'<h3>tier {tier}: {e(what)}</h3><div class="charts">{"".join(drawn)}</div>')
     return "".join(parts)
 
 
