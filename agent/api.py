@@ -28,6 +28,7 @@ from optforge.tasks.adapters import (
     CandidateLoss,
     CandidateOptimizer,
     CandidatePreferenceLoss,
+    CandidateScalingRule,
     candidate_scheduler,
 )
 from optforge.tasks.contracts import Candidate, load_candidate
@@ -76,6 +77,21 @@ def load_preference_loss(source: Source) -> nn.Module:
         loss: nn.Module = module.DiscoveredPreferenceLoss()
         return loss
     return CandidatePreferenceLoss(_archived(source, "preference_loss"))
+
+
+def load_scaling_rule(source: Source) -> CandidateScalingRule:
+    """An exported or archived scaling rule as a guarded function: rule(width, base_width, group,
+    base) -> {"lr", "weight_decay"}. Build AdamW param groups for a wider model with
+    optforge.tasks.adapters.scaled_param_groups(model, rule, width, base_width, base) (an exported
+    file also has its own `param_groups`).
+
+    This runs the candidate's code: load only what you trust (see the module docstring).
+    """
+    module = _exported_module(source, "scaling_rule")
+    if module is not None:
+        rule: CandidateScalingRule = module.discovered_scale
+        return rule
+    return CandidateScalingRule(_archived(source, "scaling_rule"))
 
 
 def load_schedule(source: Source, optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
@@ -144,4 +160,4 @@ def _require_kind(found: str, wanted: str, origin: str) -> None:
         )
 
 
-__all__ = ["load_loss", "load_optimizer", "load_preference_loss", "load_schedule"]
+__all__ = ["load_loss", "load_optimizer", "load_preference_loss", "load_scaling_rule", "load_schedule"]

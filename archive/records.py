@@ -145,6 +145,8 @@ class TaskResult:
     # The preference task's (beta, KL, reward) per beta, averaged over seeds, and its reference's (DPO)
     frontier: tuple[tuple[float, float, float], ...] = ()
     reference_frontier: tuple[tuple[float, float, float], ...] = ()
+    # The scaling task's: the rule's (group, lr, weight decay) at this task's width (what it trained with)
+    hyperparameters: tuple[tuple[str, float, float], ...] = ()
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> TaskResult:
@@ -155,7 +157,7 @@ class TaskResult:
                 kept[name] = tuple(kept[name])
         for name in ("seed_finals", "curve", "reference_curve"):
             kept[name] = tuple(kept.get(name) or ())
-        for name in ("frontier", "reference_frontier"):
+        for name in ("frontier", "reference_frontier", "hyperparameters"):
             kept[name] = tuple(tuple(point) for point in kept.get(name) or ())
         return cls(**kept)
 

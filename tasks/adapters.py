@@ -4,6 +4,8 @@
     CandidateLoss(candidate)                          -> an nn.Module computing a scalar loss
     CandidatePreferenceLoss(candidate)                -> an nn.Module computing per-pair losses [B]
     candidate_scheduler(optimizer, candidate, total)  -> a torch.optim.lr_scheduler.LambdaLR
+    CandidateScalingRule(candidate)                   -> scale(width, base_width, group, base), guarded
+    scaled_param_groups(model, rule, width, base_width, base) -> torch.optim.AdamW param groups
 
 The proxy tasks and the exported files use these same adapters, so what was scored is what users
 get (DESIGN.md, "Candidate contracts"). A candidate that breaks its contract at run time (raises,
@@ -238,4 +240,98 @@ def candidate_scheduler(
     return LambdaLR(optimizer, multiplier)
 
 
-__all__ = ["CandidateLoss", "CandidateOptimizer", "CandidateRuntimeError", "candidate_scheduler", "first_line"]
+# The parameter groups a scaling rule sets hyperparameters for, in the order they are reported.
+SCALING_GROUPS = ("embedding", "hidden", "output", "vector")
+# PyTorch's AdamW multiplies every weight by (1 - lr * weight_decay) each step: past a few percent
+# that product alone erases a layer in tens of steps, whatever the gradients say.
+MAX_LR_TIMES_WD = 0.05
+
+
+class CandidateScalingRule:
+    """A scaling-rule candidate as a guarded function: rule(width, base_width, group, base) ->
+    {"lr": float, "weight_decay": float}, with `base` that group's {"lr", "weight_decay"} tuned at
+    base_width. Raises CandidateRuntimeError (one line) when the rule raises or returns values
+    AdamW cannot use: not finite, lr outside (0, 1], weight decay < 0, lr x weight decay > 0.05."""
+
+    def __init__(self, candidate: Candidate) -> None:
+        _require_kind(candidate, "scaling_rule")
+        self.candidate = candidate
+        self._scale: Callable[..., Any] = candidate.fn("scale")
+
+    def __call__(self, width: int, base_width: int, group: str, base: dict[str, float]) -> dict[str, float]:
+        if group not in SCALING_GROUPS:
+            raise ValueError(f"unknown parameter group {group!r}: use one of {', '.join(SCALING_GROUPS)}")
+        call = f"scale({width}, {base_width}, {group!r}, ...)"
+        try:  # a copy, so that a rule cannot change the base values the next call sees
+            value = self._scale(int(width), int(base_width), group, {k: float(v) for k, v in base.items()})
+        except Exception as exc:
+            raise self._error(f"{call} raised {first_line(exc)}") from exc
+        if not isinstance(value, dict) or set(value) != {"lr", "weight_decay"}:
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise self._error(f'{call} must return {{"lr": ..., "weight_decay": ...}}, got {got}')
+        lr, wd = (_number(value[k]) for k in ("lr", "weight_decay"))
+        if lr is None or wd is None or not (math.isfinite(lr) and math.isfinite(wd)):
+            raise self._error(f"{call} returned lr={value['lr']!r}, weight_decay={value['weight_decay']!r}: both must be finite numbers")
+        if not 0 < lr <= 1:
+            raise self._error(f"{call} returned lr={lr:.3g}: it must be in (0, 1]")
+        if wd < 0:
+            raise self._error(f"{call} returned weight_decay={wd:.3g}: it must be >= 0")
+        if lr * wd > MAX_LR_TIMES_WD:
+            raise self._error(f"{call} returned lr x weight_decay = {lr * wd:.3g}: keep it <= {MAX_LR_TIMES_WD} "
+                              "(AdamW shrinks every weight by that factor each step)")
+        return {"lr": lr, "weight_decay": wd}
+
+    def _error(self, message: str) -> CandidateRuntimeError:
+        return CandidateRuntimeError(f"scaling rule candidate {self.candidate.name!r}: {message}")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def default_parameter_group(name: str, param: Tensor) -> str:
+    """Which SCALING_GROUPS entry a parameter of a user's model belongs to, from its name and shape:
+    vectors (LayerNorm gains, biases) first, then embeddings ("embed" or "wte"/"wpe" in the name),
+    the readout ("lm_head", "head", "readout", "output", "unembed"), and every other matrix is hidden.
+    Pass your own function to scaled_param_groups when your names differ."""
+    lowered = name.lower()
+    if param.ndim < 2:
+        return "vector"
+    if "embed" in lowered.replace("unembed", "") or any(part in lowered.split(".") for part in ("wte", "wpe")):
+        return "embedding"
+    if any(part in lowered.split(".") for part in ("lm_head", "head", "readout", "output", "unembed")):
+        return "output"
+    return "hidden"
+
+
+def scaled_param_groups(
+    model: nn.Module, rule: Candidate | CandidateScalingRule, width: int, base_width: int,
+    base: dict[str, dict[str, float]], group_of: Callable[[str, Tensor], str] = default_parameter_group,
+) -> list[dict[str, Any]]:
+    """Param groups for torch.optim.AdamW(...) on `model` at `width`: each of SCALING_GROUPS that has
+    parameters gets the rule's {"lr", "weight_decay"} from `base[group]`, the values tuned at
+    `base_width` (every group present in the model needs one). Parameters that do not require
+    gradients are left out."""
+    scale = rule if isinstance(rule, CandidateScalingRule) else CandidateScalingRule(rule)
+    members: dict[str, list[Tensor]] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            group = group_of(name, param)
+            if group not in SCALING_GROUPS:
+                raise ValueError(f"group_of({name!r}) returned {group!r}: use one of {', '.join(SCALING_GROUPS)}")
+            members.setdefault(group, []).append(param)
+    missing = sorted(set(members) - set(base))
+    if missing:
+        raise ValueError(f"no base values for group(s) {', '.join(missing)}: pass base[group] = "
+                         '{"lr": ..., "weight_decay": ...} tuned at base_width')
+    return [{"params": members[g], "group": g, **scale(width, base_width, g, base[g])}
+            for g in SCALING_GROUPS if g in members]
+
+
+__all__ = ["MAX_LR_TIMES_WD", "SCALING_GROUPS", "CandidateLoss", "CandidateOptimizer", "CandidateRuntimeError",
+           "CandidateScalingRule", "candidate_scheduler", "default_parameter_group", "first_line",
+           "scaled_param_groups"]

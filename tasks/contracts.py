@@ -8,6 +8,9 @@ A candidate is one self-contained Python module (DESIGN.md, "Candidate contracts
     schedule:   schedule(step, total_steps) -> float multiplier on the base learning rate
     preference_loss: loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
                 reference_rejected_logps, beta) -> per-pair losses [B]   (DiscoPOP's signature)
+    scaling_rule: scale(width, base_width, group, base) -> {"lr": float, "weight_decay": float}
+                (group: "embedding", "hidden", "output" or "vector"; base: that group's values
+                tuned at base_width)
 
 Everything else about a kind lives in its own module, tasks/kinds/<kind>.py. The contracts are one
 table here, not there, for one reason: this module travels, verbatim, inside every exported file
@@ -30,7 +33,7 @@ from typing import Any, Literal, get_args
 
 import torch
 
-Kind = Literal["optimizer", "loss", "schedule", "preference_loss"]
+Kind = Literal["optimizer", "loss", "schedule", "preference_loss", "scaling_rule"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ CONTRACTS: dict[str, Contract] = {
     "loss": Contract({"loss": 2}),
     "schedule": Contract({"schedule": 2}),
     "preference_loss": Contract({"loss": 5}),
+    "scaling_rule": Contract({"scale": 4}),
 }
 KINDS: tuple[Kind, ...] = get_args(Kind)
 assert tuple(CONTRACTS) == KINDS, "every kind has a contract, in the order of Kind"

@@ -183,5 +183,7 @@ def heldout_source_paths() -> list[pathlib.Path]:
     import sklearn.datasets
 
     from .preference.corpus import sdist_path
+    from .scaling.corpus import HELDOUT_FILE
 
-    return [pathlib.Path(sklearn.datasets.__file__).parent / "data", corpus_path().parent, sdist_path()]
+    return [pathlib.Path(sklearn.datasets.__file__).parent / "data", corpus_path().parent, sdist_path(),
+            HELDOUT_FILE]

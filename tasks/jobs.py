@@ -19,8 +19,16 @@ Payloads (JSON):
         -> tensors: "beta{i}/{param}" the policy's weights after aligning at betas[i]
         -> meta: {"stopped_at": [step or None per beta]} (tasks/preference/train.py)
 
+    {"action": "scale", "kind": "scaling_rule", "source": S, "widths": [..], "base_width": w0,
+     "base": {group: {"lr": .., "weight_decay": ..}}}
+        -> meta: {"hyperparameters": {width: {group: [lr, weight_decay]}}}  (the rule's, guarded)
+    {"action": "scale_train", "width": w, "seed": s, "hyperparameters": {group: [lr, wd]},
+     "recipe": {...}}   no candidate: trusted training only (tasks/scaling/train.py)
+        -> tensors: the ResMLP's weights; meta: {"diverged_at": step or None}
+
 The preference task's data (reference weights, training pairs) is exported beside the splits, in
-`preference/`, when it has been prepared; its evaluation prompts never are.
+`preference/`, when it has been prepared; its evaluation prompts never are. The scaling task's
+training text ships inside the package (tasks/scaling/data/); its held-out file is hidden.
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ from .preference import prepare as preference_prepare
 from .preference import train as preference_train
 from .preference.gpt import CharGPT, GPTConfig
 from .proxy import TASKS, get_task
+from .scaling import corpus as scaling_corpus
+from .scaling import train as scaling_train
+from .scaling.model import ResMLP
 from .tier0 import Tier0Report, run_tier0
 from .training import TrainResult, TrainSpec, train
 from .vectorized import BATCHINGS
@@ -84,6 +95,7 @@ def warm(data_dir: str | pathlib.Path | None) -> None:
     torch.set_num_threads(1)
     _exercise_every_task()
     _load_preference_data(pathlib.Path(data_dir))
+    _warm_scaling()
     # Move everything loaded so far out of the garbage collector's reach: a forked job's first
     # collection would otherwise touch (and so copy-on-write copy) every page of the warm heap.
     gc.collect()
@@ -112,10 +124,20 @@ def _load_preference_data(data_dir: pathlib.Path) -> None:
     preference_train.align(dpo, data, 0.1, 0, preference_train.TrainRecipe(steps=1))
 
 
+def _warm_scaling() -> None:
+    """The scaling task's training text (decompressed once, shared by every forked job) and one
+    step of a narrow model."""
+    ids = scaling_corpus.train_ids()
+    hp = {g: (1e-3, 0.0) for g in ResMLP(8).groups()}
+    scaling_train.train(8, hp, 0, ids, scaling_train.Recipe(steps=1, warmup=1))
+
+
 def run_job(
     payload: dict[str, Any], scratch: pathlib.Path
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Run one job described by `payload` (see the module docstring)."""
+    if payload["action"] == "scale_train":  # the one action that runs no candidate code
+        return _scale_train_job(payload)
     candidate = load_candidate(payload["source"], payload["kind"])
     if payload["action"] == "tier0":
         return {}, dataclasses.asdict(run_tier0(candidate))
@@ -123,6 +145,8 @@ def run_job(
         return _train_job(candidate, payload)
     if payload["action"] == "align":
         return _align_job(candidate, payload)
+    if payload["action"] == "scale":
+        return _scale_job(candidate, payload)
     raise ValueError(f"unknown job action {payload['action']!r}")
 
 
@@ -153,6 +177,55 @@ def _align_job(
         tensors.update({f"beta{i}/{name}": w for name, w in run.weights.items()})
         stopped.append(run.stopped_at)
     return tensors, {"stopped_at": stopped}
+
+
+def _scale_job(candidate: Candidate, payload: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from .kinds.scaling_rule import rule_table
+
+    table = rule_table(candidate, tuple(int(w) for w in payload["widths"]), int(payload["base_width"]),
+                       payload["base"])
+    return {}, {"hyperparameters": {str(w): {g: list(v) for g, v in row.items()} for w, row in table.items()}}
+
+
+def _scale_train_job(payload: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    recipe = scaling_train.Recipe(**payload["recipe"])
+    run = scaling_train.train(int(payload["width"]), payload["hyperparameters"], int(payload["seed"]),
+                              scaling_corpus.train_ids(), recipe)
+    return run.weights, {"diverged_at": run.diverged_at}
+
+
+def checked_scale_result(widths: list[int], meta: dict[str, Any]) -> dict[int, scaling_train.Hyperparameters]:
+    """A scale job's table, checked: every width asked for, every group, values AdamW can use."""
+    table = meta.get("hyperparameters")
+    if set(meta) != {"hyperparameters"} or not isinstance(table, dict) or set(table) != {str(w) for w in widths}:
+        raise InvalidResult(f"scale job must return hyperparameters for widths {widths}")
+    checked = {}
+    for width in widths:
+        row = table[str(width)]
+        if not isinstance(row, dict):
+            raise InvalidResult(f"width {width}: expected a dict of groups, got {type(row).__name__}")
+        try:
+            checked[width] = scaling_train.checked_hyperparameters(row)
+        except (TypeError, ValueError) as exc:
+            raise InvalidResult(f"width {width}: {exc}") from None
+    return checked
+
+
+def checked_scale_train_result(
+    width: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any], steps: int
+) -> tuple[dict[str, torch.Tensor], int | None]:
+    """A scale_train job's result, checked: exactly a width-`width` ResMLP's float32 weights, and
+    where it diverged."""
+    diverged = meta.get("diverged_at")
+    if set(meta) != {"diverged_at"} or not (diverged is None or (type(diverged) is int and 0 <= diverged < steps)):
+        raise InvalidResult(f"diverged_at must be a step below {steps} or null, got {diverged!r:.80}")
+    shapes = {name: tuple(p.shape) for name, p in ResMLP(width).to("meta").state_dict().items()}
+    if set(tensors) != set(shapes):
+        raise InvalidResult(f"scale_train returned tensors {sorted(tensors)[:4]}..., expected a width-{width} ResMLP's")
+    for name, w in tensors.items():
+        if tuple(w.shape) != shapes[name] or w.dtype != torch.float32:
+            raise InvalidResult(f"{name} is {w.dtype} {tuple(w.shape)}, expected float32 {shapes[name]}")
+    return tensors, diverged
 
 
 def checked_align_result(

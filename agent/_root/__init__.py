@@ -1,9 +1,11 @@
-"""optforge: discover optimizers, losses and LR schedules; use the winners in your own training.
+"""optforge: discover optimizers, losses, LR schedules, preference losses and width-scaling rules;
+use the winners in your own training.
 
     optforge.load_optimizer(source, params, **hparams)   -> torch.optim.Optimizer
     optforge.load_loss(source)                          -> nn.Module
     optforge.load_schedule(source, optimizer, total_steps) -> LambdaLR
     optforge.load_preference_loss(source)               -> nn.Module (DiscoPOP's signature)
+    optforge.load_scaling_rule(source)                  -> scale(width, base_width, group, base), guarded
 
 `source` is a file written by `optforge export` or "DIR:ID" (a campaign directory and a candidate
 id or prefix). Loading runs the candidate's code in your process: see optforge.agent.api.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_API = ("load_optimizer", "load_loss", "load_schedule", "load_preference_loss")
+_API = ("load_optimizer", "load_loss", "load_schedule", "load_preference_loss", "load_scaling_rule")
 
 __all__ = list(_API)
 

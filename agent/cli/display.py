@@ -13,6 +13,7 @@ from optforge.archive import EvaluationRecord
 from optforge.tasks.kinds import kind_spec
 from optforge.tasks.preference.task import PreferenceTask
 from optforge.tasks.proxy import ProxyTask
+from optforge.tasks.scaling.task import ScalingTask
 
 # Rich wraps at 80 columns when stdout is not a terminal (CI logs, pipes): give tables room instead.
 console = Console() if Console().is_terminal else Console(width=160)
@@ -23,7 +24,8 @@ def print_progress(message: str) -> None:
     errors.print(f"[dim]{message}[/dim]")
 
 
-def print_tasks(tasks: Sequence[ProxyTask], preference: Sequence[PreferenceTask] = ()) -> None:
+def print_tasks(tasks: Sequence[ProxyTask], preference: Sequence[PreferenceTask] = (),
+                scaling: Sequence[ScalingTask] = ()) -> None:
     table = Table(title="optforge proxy tasks")
     for column in ("tier", "task", "objective", "steps", "batch", "description"):
         table.add_column(column)
@@ -41,6 +43,14 @@ def print_tasks(tasks: Sequence[ProxyTask], preference: Sequence[PreferenceTask]
             table.add_row(str(p.tier), p.name, ", ".join(map(str, p.seeds)), ", ".join(f"{b:g}" for b in p.betas),
                           str(p.steps), str(p.batch_size), p.description)
         console.print(table)
+    if scaling:
+        table = Table(title="scaling task (kind scaling_rule; scored against each width's tuned optimum)")
+        for column in ("tier", "task", "widths", "seeds", "steps", "batch", "description"):
+            table.add_column(column)
+        for t in scaling:
+            table.add_row(str(t.tier), t.name, ", ".join(map(str, t.widths)), ", ".join(map(str, t.seeds)),
+                          str(t.recipe.steps), str(t.recipe.batch), t.description)
+        console.print(table)
 
 
 def _ci(ci: tuple[float, float] | None) -> str:
@@ -50,6 +60,9 @@ def _ci(ci: tuple[float, float] | None) -> str:
 def print_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: str) -> None:
     if kind_spec(kind).evaluation == "preference":
         _print_preference_evaluation(path, ev, kind)
+        return
+    if kind_spec(kind).evaluation == "scaling":
+        _print_scaling_evaluation(path, ev, kind)
         return
     if ev.tasks:
         table = Table(title=f"{path} ({kind}) vs tuned AdamW, tier {ev.tier}, {ev.seeds} seeds")
@@ -108,6 +121,37 @@ def _print_preference_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind:
         console.print(
             f"score {ev.score:.3f} {_ci(ev.score_ci)} (area under the reward-vs-KL hull up to the KL cap / DPO's; "
             f"1.0 = as good as DPO, higher is better)  [{ev.seconds:.1f} s]"
+        )
+    else:
+        _print_tier0_or_failure(ev)
+
+
+def _print_scaling_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: str) -> None:
+    """The scaling task: per width, the held-out loss against that width's tuned optimum (the gap, in
+    nats) and the learning rate and weight decay the rule gave each group."""
+    if ev.tasks:
+        table = Table(title=f"{path} ({kind}) vs each width's tuned optimum, tier {ev.tier}, {ev.seeds} seed(s)")
+        for column in ("width", "status", "score", "gap nats", "95% CI", "loss", "tuned", "hidden lr", "tuned lr",
+                       "rule: lr / wd per group", "time s"):
+            table.add_column(column, justify="left" if column in ("width", "status", "rule: lr / wd per group") else "right")
+        for t in ev.tasks:
+            gap = None if t.final is None or t.reference_final is None else t.final - t.reference_final
+            rule = "  ".join(f"{g[:3]} {lr:.3g}/{wd:.3g}" for g, lr, wd in t.hyperparameters)
+            table.add_row(t.name.rpartition("_w")[2], t.status if t.status == "ok" else f"[red]{t.status}[/red]",
+                          f"{t.score:.4f}" if t.score is not None else "-",
+                          f"{gap:+.4f}" if gap is not None else (t.error or "-"),
+                          _ci(t.paired_diff_ci), f"{t.final:.4f}" if t.final is not None else "-",
+                          f"{t.reference_final:.4f}" if t.reference_final is not None else "-",
+                          f"{t.lr:.3g}" if t.lr else "-", f"{t.reference_lr:.3g}" if t.reference_lr else "-",
+                          rule, f"{t.seconds:.1f}")
+        console.print(table)
+        for t in ev.tasks:
+            if t.status == "ok" and t.error:
+                console.print(f"{t.name}: {t.error}")
+    if ev.status == "ok" and ev.score is not None:
+        console.print(
+            f"score {ev.score:.4f} {_ci(ev.score_ci)} (exp(-mean gap to each width's tuned optimum, capped at 0.5 "
+            f"nats); 1.0 = as good as tuning every width, higher is better)  [{ev.seconds:.1f} s]"
         )
     else:
         _print_tier0_or_failure(ev)

@@ -31,6 +31,8 @@ from optforge.tasks.kinds import all_specs, kind_spec
 from optforge.tasks.preference import prepare
 from optforge.tasks.preference.corpus import CorpusMissing, fetch
 from optforge.tasks.preference.task import PREFERENCE_TASKS
+from optforge.tasks.scaling.reference import load as scaling_reference
+from optforge.tasks.scaling.task import SCALING_TASKS
 from optforge.tasks.proxy import TASKS
 
 
@@ -58,12 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optforge", description="Discover and score optimizers, losses and LR schedules.")
+    parser = argparse.ArgumentParser(prog="optforge", description="Discover and score optimizers, losses, LR schedules, preference losses and width-scaling rules.")
     sub = parser.add_subparsers(dest="command", required=True)
-    tasks = sub.add_parser("tasks", help="list the proxy tasks and the preference task by tier, with their budgets")
+    tasks = sub.add_parser("tasks", help="list the proxy tasks, the preference task and the scaling task by tier, with their budgets")
     tasks.add_argument("--json", action="store_true", help="print JSON instead of a table")
     tasks.set_defaults(handler=_cmd_tasks)
-    ev = sub.add_parser("evaluate", help="score one candidate file against tuned AdamW")
+    ev = sub.add_parser("evaluate", help="score one candidate file against its kind's reference (tuned AdamW, DPO, each width's tuned optimum)")
     ev.add_argument("path", type=pathlib.Path, help="candidate module (.py)")
     ev.add_argument("--kind", choices=KINDS, help="candidate kind (default: inferred from the functions it defines)")
     ev.add_argument("--tier", type=int, choices=(0, 1, 2), default=1, help="0: conformance only; 1: screen (default); 2: held-out tasks")
@@ -98,9 +100,13 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
                   "batch_size": t.batch_size, "objective": "preference", "version": t.full_version(),
                   "in_suite": True, "kinds": ["preference_loss"], "betas": list(t.betas),
                   "seeds": list(t.seeds)} for t in PREFERENCE_TASKS.values()]
+        rows += [{"name": t.name, "tier": t.tier, "description": t.description, "steps": t.recipe.steps,
+                  "batch_size": t.recipe.batch, "objective": "scaling", "version": t.full_version(scaling_reference()),
+                  "in_suite": True, "kinds": ["scaling_rule"], "widths": list(t.widths), "base_width": t.base_width,
+                  "seeds": list(t.seeds)} for t in SCALING_TASKS.values()]
         print(json.dumps(rows, indent=2))
     else:
-        display.print_tasks(TASKS, list(PREFERENCE_TASKS.values()))
+        display.print_tasks(TASKS, list(PREFERENCE_TASKS.values()), list(SCALING_TASKS.values()))
     return 0
 
 
@@ -119,8 +125,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     source, kind = _read_candidate(args.path, args.kind)
-    if args.seeds is not None and kind_spec(kind).evaluation == "preference":
-        raise UsageError("--seeds does not apply to preference_loss: its tiers fix their seeds "
+    if args.seeds is not None and kind_spec(kind).evaluation != "proxy":
+        raise UsageError(f"--seeds does not apply to {kind}: its tiers fix their seeds "
                          "(tier 1: 1, tier 2: 3 paired seeds); drop --seeds")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")

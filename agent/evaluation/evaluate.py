@@ -21,6 +21,7 @@ from optforge.agent.config import EvaluationConfig
 from optforge.agent.evaluation.baseline_cache import BaselineCache
 from optforge.agent.evaluation.limits import JobTimeouts
 from optforge.agent.evaluation.preference import evaluate_preference
+from optforge.agent.evaluation.scaling import evaluate_scaling
 from optforge.agent.evaluation.sweeps import ENTRY, SweepOutcome, SweepSpec, run_sweeps
 from optforge.archive import STATE_TENSORS, EvaluationRecord, TaskResult, candidate_id
 from optforge.sandbox import Job, Runner
@@ -92,10 +93,13 @@ def evaluate_tasks(
     tier 0 (`screened`) passed."""
     if kind_spec(kind).evaluation == "preference":
         return evaluate_preference(source, kind, tier, screened, runner, config, cache)
+    if kind_spec(kind).evaluation == "scaling":
+        return evaluate_scaling(source, kind, tier, screened, runner, config)
     started = time.perf_counter()
     tasks = tasks_for(tier, kind) if tasks is None else tasks
     seeds = list(range(config.seeds_for(tier)))
     plan = kind_spec(kind).sweep  # whose default places the window: the candidate's or the reference's
+    assert plan is not None, "every kind scored on the proxy tasks sweeps a hyperparameter"
     own = source if plan.centre == "candidate" else baseline_source(*kind_spec(kind).reference)
     center = declared_hparams(own)[plan.hyperparameter]
     reference = cache.sweeps(tasks, kind, seeds, config.sweep, runner, JobTimeouts(config.sandbox, {}))

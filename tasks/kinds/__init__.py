@@ -7,6 +7,7 @@ one line (`UnknownKind`) wherever it is looked up. To add a kind, see the README
     loss.py        a classification loss, trained with the reference optimizer
     schedule.py    a learning-rate multiplier, applied to the reference optimizer
     preference_loss.py  a DPO-style objective, scored on the preference task (tasks/preference/)
+    scaling_rule.py     per-group AdamW lr and weight decay as a function of width (tasks/scaling/)
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def all_specs() -> list[KindSpec]:
 def _registry() -> dict[str, KindSpec]:
     # Imported on first use, not at the top: the kind modules build on tier0, training, proxy and
     # the baselines, which look kinds up here; importing them eagerly would make a circle.
-    from . import loss, optimizer, preference_loss, schedule
+    from . import loss, optimizer, preference_loss, scaling_rule, schedule
 
-    specs = {spec.name: spec for spec in (optimizer.SPEC, loss.SPEC, schedule.SPEC, preference_loss.SPEC)}
+    specs = {spec.name: spec for spec in (optimizer.SPEC, loss.SPEC, schedule.SPEC, preference_loss.SPEC, scaling_rule.SPEC)}
     if tuple(specs) != KINDS:
         raise RuntimeError(f"kind modules define {tuple(specs)}, contracts.py declares {KINDS}")
     return specs

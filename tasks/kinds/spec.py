@@ -54,11 +54,12 @@ class KindSpec:
     runs_on: Callable[[ProxyTask], bool]  # which proxy tasks it can be scored on
     metric: Callable[[ProxyTask], str]  # the held-out metric that judges it on a task
     reference: tuple[str, str]  # (kind, baseline) it is scored against, tuned on the same grid
-    sweep: SweepPlan
+    sweep: SweepPlan | None  # None: the kind sets its hyperparameters itself (a scaling rule)
     export: ExportSpec
     # How a candidate is scored past tier 0: "proxy" trains the proxy tasks (tasks/proxy.py) with a
-    # learning-rate sweep; "preference" aligns the char-GPT over a beta grid (tasks/preference/).
-    evaluation: Literal["proxy", "preference"] = "proxy"
+    # learning-rate sweep; "preference" aligns the char-GPT over a beta grid (tasks/preference/);
+    # "scaling" trains the ResMLP at several widths with the rule's hyperparameters (tasks/scaling/).
+    evaluation: Literal["proxy", "preference", "scaling"] = "proxy"
     reference_label: str = "tuned AdamW"  # what displays call the reference
 
     @property
