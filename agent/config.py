@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from optforge.archive import SelectionParams
 from optforge.tasks.contracts import Kind
+from optforge.tasks.kinds import kind_spec
 from optforge.tasks.paths import cache_dir  # noqa: F401  (re-exported: callers import it from here)
 
 
@@ -203,7 +204,8 @@ class SearchConfig(_Frozen):
     exploitation: float = Field(
         _POLICY.exploitation, ge=0.0, le=1.0, description="chance a parent is drawn by softmax"
     )
-    temperature: float = Field(_POLICY.temperature, ge=0.0, description="softmax temperature over scores")
+    # None: the kind's (KindSpec.selection_temperature; 0.1 for scores that differ by 0.05-0.5).
+    temperature: float | None = Field(None, ge=0.0, description="softmax temperature over scores")
     inspirations: int = Field(
         _POLICY.inspirations, ge=0, description="elites from other cells/islands shown to the LLM"
     )
@@ -226,7 +228,12 @@ class CascadeConfig(_Frozen):
     # A fixed k, not a fraction: with "the top 2% of tier-1 scores so far" (the old
     # `tier2_fraction`) early record-holders reached tier 2 while tier-1 ranks 5-13 never did.
     tier2_top_k: int = Field(5, ge=0, description="tier-1 leaders kept verified on tier 2 (0: off)")
-    tier2_min_score: float = Field(1.0, gt=0.0, description="1.0: as good as tuned AdamW on tier 1")
+    # None: the kind's (KindSpec.tier2_min_score: 1.0, as good as the reference, for most kinds).
+    tier2_min_score: float | None = Field(None, gt=0.0, description="1.0: as good as the reference on tier 1")
+
+    def min_score(self, kind: str) -> float:
+        """The tier-1 score a new candidate of `kind` needs to be verified on tier 2."""
+        return self.tier2_min_score if self.tier2_min_score is not None else kind_spec(kind).tier2_min_score
     seeds_tier2: bool = Field(False, description="also evaluate the seeds on tier 2 (minutes each)")
 
     @model_validator(mode="before")

@@ -135,7 +135,7 @@ class Cascade:
                 tiers = self.archive.tiers(c.id)
                 if c.proposer == SEED_PROPOSER and 1 in tiers and tiers[1].passed and 2 not in tiers:
                     seeds.append(c.id)
-        return seeds + tier2_owed(self.archive.of_tiers(1, 2), self.archive.new_ids(), self.config.cascade)
+        return seeds + tier2_owed(self.archive.of_tiers(1, 2), self.archive.new_ids(), self.config.cascade, self.config.kind)
 
     def _cascade_recorded(self, candidate: CandidateRecord) -> bool:
         return any(e.data["candidate_id"] == candidate.id for e in self.archive.events_of("cascade"))
@@ -146,7 +146,8 @@ class Cascade:
         if candidate.proposer == SEED_PROPOSER:
             due, rank = self.config.cascade.seeds_tier2, None
         else:
-            leaders = tier1_leaders(self.archive.of_tiers(1, 2), self.archive.new_ids(), self.config.cascade)
+            leaders = tier1_leaders(self.archive.of_tiers(1, 2), self.archive.new_ids(), self.config.cascade,
+                                    self.config.kind)
             rank = leaders.index(candidate.id) + 1 if candidate.id in leaders else None
             due = rank is not None
         self._event("cascade", {"candidate_id": candidate.id, "tier2": due, "tier1_rank": rank})

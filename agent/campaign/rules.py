@@ -37,10 +37,10 @@ from optforge.archive import EvaluationRecord
 
 
 def tier1_leaders(
-    evaluations: Iterable[EvaluationRecord], eligible: Collection[str], cascade: CascadeConfig
+    evaluations: Iterable[EvaluationRecord], eligible: Collection[str], cascade: CascadeConfig, kind: str
 ) -> list[str]:
     """Ids of the current top `tier2_top_k` of tier 1 among the `eligible` candidates (the
-    campaign's new ones), best first; equal scores keep storage order."""
+    campaign's new ones, of `kind`), best first; equal scores keep storage order."""
     evaluations = list(evaluations)
     failed_held_out = {e.candidate_id for e in evaluations if e.tier == 2 and not e.passed}
     tier1 = [
@@ -53,7 +53,7 @@ def tier1_leaders(
         e
         for e in tier1
         if e.task_versions == versions
-        and (e.score or 0.0) >= cascade.tier2_min_score
+        and (e.score or 0.0) >= cascade.min_score(kind)
         and e.candidate_id not in failed_held_out
     ]
     pool.sort(key=lambda e: -(e.score or 0.0))  # stable: ties keep storage order
@@ -61,12 +61,12 @@ def tier1_leaders(
 
 
 def tier2_owed(
-    evaluations: Iterable[EvaluationRecord], eligible: Collection[str], cascade: CascadeConfig
+    evaluations: Iterable[EvaluationRecord], eligible: Collection[str], cascade: CascadeConfig, kind: str
 ) -> list[str]:
     """The tier-1 leaders with no tier-2 evaluation yet, best first: what to verify now."""
     evaluations = list(evaluations)
     verified = {e.candidate_id for e in evaluations if e.tier == 2}
-    return [c for c in tier1_leaders(evaluations, eligible, cascade) if c not in verified]
+    return [c for c in tier1_leaders(evaluations, eligible, cascade, kind) if c not in verified]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import random
 from optforge.agent.campaign import records as records
 from optforge.agent.campaign.state import CampaignArchive
 from optforge.agent.config import CampaignConfig
+from optforge.tasks.kinds import kind_spec
 from optforge.agent.proposers.base import ProposalRequest
 from optforge.archive import (
     Member,
@@ -34,7 +35,7 @@ def selection_params(config: CampaignConfig) -> SelectionParams:
         n_islands=search.islands,
         migration_interval=search.migration_interval,
         exploitation=search.exploitation,
-        temperature=search.temperature,
+        temperature=search.temperature if search.temperature is not None else kind_spec(config.kind).selection_temperature,
         inspirations=search.inspirations,
     )
 

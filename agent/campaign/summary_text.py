@@ -12,6 +12,12 @@ from optforge.tasks.kinds import KINDS, kind_spec, reference_label
 NOT_FAILURES = ("ok", "pending")
 
 
+def evaluation_of(kind: str) -> str:
+    """How `kind` is scored past tier 0 ("proxy", "preference", "scaling"); "proxy" for a kind
+    this version does not know (older archives were all scored on the proxy tasks)."""
+    return kind_spec(kind).evaluation if kind in KINDS else "proxy"
+
+
 def score_text(score: float | None, ci: tuple[float, float] | None = None) -> str:
     if score is None:
         return "-"
@@ -116,15 +122,17 @@ def _seed_on_tier1(s: CampaignSummary, best: CandidateRow) -> str:
 
 
 def _baseline_line(s: CampaignSummary) -> str:
-    bar = s.bar
+    bar, evaluation = s.bar, evaluation_of(s.kind)
+    # A scaling rule's baselines (muP, ...) are rules, not tuned: the rule sets the hyperparameters.
+    baseline = "baseline rule" if evaluation == "scaling" else "tuned baseline"
     if bar is None or bar.baseline is None:
         return (
-            "against the best tuned baseline on tier 2: no baseline was evaluated on tier 2; set "
+            f"against the best {baseline} on tier 2: no baseline was evaluated on tier 2; set "
             "cascade.seeds_tier2 = true to evaluate the seeds there (minutes each)"
         )
     base = bar.baseline
     head = (
-        f"against the best tuned baseline on tier 2, {base.name} "
+        f"against the best {baseline} on tier 2, {base.name} "
         f"({score_text(base.tier2_score)} x {reference_label(s.kind)}): "
     )
     if bar.candidate is None or not bar.candidate.verified:
@@ -139,11 +147,14 @@ def _baseline_line(s: CampaignSummary) -> str:
         if hi < 1.0
         else "level within seed noise"
     )
-    area = s.kind in KINDS and kind_spec(s.kind).evaluation == "preference"  # higher is better
-    ratio = f"the candidate's area / {base.name}'s" if area else f"{base.name}'s held-out loss / the candidate's"
+    if evaluation == "preference":  # higher is better
+        ratio = f"the candidate's area / {base.name}'s"
+    else:
+        ratio = f"{base.name}'s held-out loss / the candidate's"
+    unit = "width" if evaluation == "scaling" else "task"  # a scaling task has one result per width
     return head + (
         f"{score_text(bar.ratio, bar.ci)} ({ratio}, paired "
-        f"over {bar.seeds} seeds on {bar.tasks} task{'' if bar.tasks == 1 else 's'}): {verdict}"
+        f"over {bar.seeds} seeds on {bar.tasks} {unit}{'' if bar.tasks == 1 else 's'}): {verdict}"
     )
 
 

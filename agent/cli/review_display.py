@@ -17,7 +17,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from optforge.agent.campaign.summary import CandidateRow, RankBy
-from optforge.agent.campaign.summary_text import score_text
+from optforge.agent.campaign.summary_text import evaluation_of, score_text
 from optforge.agent.cli.campaign_display import default_console
 from optforge.agent.review.view import (
     ArchiveView,
@@ -28,7 +28,7 @@ from optforge.agent.review.view import (
     idea_of,
     ranking_ci,
 )
-from optforge.archive import CandidateRecord, EvaluationRecord
+from optforge.archive import CandidateRecord, EvaluationRecord, TaskResult
 from optforge.tasks.kinds import reference_label
 from optforge.tasks.scoring import HIGHER_IS_BETTER
 
@@ -74,9 +74,11 @@ def print_ls(
     if not listed:
         _plain(out, "no candidates match" if total else "the archive holds no candidates yet")
         return
-    ref = reference_label(listed[0][1].kind)
+    kind = listed[0][1].kind
+    held_out = "held-out width" if evaluation_of(kind) == "scaling" else "held out"
     table = Table(
-        title=f"{len(listed)} of {total} candidates, {RANK_WORDS[by]} (scores x {ref}; tier 2 = held out)"
+        title=f"{len(listed)} of {total} candidates, {RANK_WORDS[by]} (scores x {reference_label(kind)}; "
+        f"tier 2 = {held_out})"
     )
     for column in (
         "#",
@@ -193,6 +195,9 @@ def _print_evaluation(out: Console, e: EvaluationRecord, kind: str) -> None:
     _plain(out, head)
     if not e.tasks:
         return
+    if evaluation_of(kind) == "scaling":
+        _print_widths(out, e, kind)
+        return
     ref = reference_label(kind)
     higher = all(t.metric in HIGHER_IS_BETTER for t in e.tasks)
     how = f"the candidate's final / {ref}'s" if higher else f"{ref}'s final / the candidate's"
@@ -216,6 +221,48 @@ def _print_evaluation(out: Console, e: EvaluationRecord, kind: str) -> None:
             cells.append(Text(first_line(t.error) or "", overflow="fold"))
         table.add_row(*cells)
     out.print(table)
+
+
+def _print_widths(out: Console, e: EvaluationRecord, kind: str) -> None:
+    """A scaling rule's evaluation: one result per width, each scored by its gap to the width's tuned
+    optimum; then the (lr, weight decay) the rule set for each parameter group there."""
+    ref = reference_label(kind)
+    table = Table(title=f"tier {e.tier} per width (score = exp(-gap); gap = held-out loss - {ref}'s, "
+                  "in nats, capped)")
+    errors = any(t.error for t in e.tasks)
+    for column in ("task", "status", "score [95% CI]", "gap (nats) [95% CI]", "final", f"{ref} final",
+                   "hidden lr", f"{ref} lr"):
+        table.add_column(column)
+    if errors:
+        table.add_column("error")
+    for t in e.tasks:
+        cells: list[str | Text] = [
+            t.name, _status(t.status), score_text(t.score, t.score_ci), _gap(t), _number(t.final),
+            _number(t.reference_final), _number(t.lr), _number(t.reference_lr),
+        ]
+        if errors:
+            cells.append(Text(first_line(t.error) or "", overflow="fold"))
+        table.add_row(*cells)
+    out.print(table)
+    with_values = [t for t in e.tasks if t.hyperparameters]
+    if not with_values:
+        return
+    groups = list(dict.fromkeys(g for t in with_values for g, _, _ in t.hyperparameters))
+    values = Table(title=f"tier {e.tier}: the rule's lr / weight decay for each parameter group")
+    for column in ("task", *groups):
+        values.add_column(column)
+    for t in with_values:
+        at = {g: (lr, wd) for g, lr, wd in t.hyperparameters}
+        values.add_row(t.name, *(f"{at[g][0]:.4g} / {at[g][1]:.4g}" if g in at else "-" for g in groups))
+    out.print(values)
+
+
+def _gap(t: TaskResult) -> str:
+    """A width's gap to the tuned optimum (the mean over seeds of the capped gaps), with its CI."""
+    if t.final is None or t.reference_final is None:
+        return "-"
+    ci = t.paired_diff_ci
+    return f"{t.final - t.reference_final:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "")
 
 
 def _tiered(row: CandidateRow) -> str:

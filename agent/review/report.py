@@ -13,20 +13,34 @@ import math
 from collections.abc import Callable
 
 from optforge.agent.campaign.summary import CampaignSummary, CandidateRow, summarize
-from optforge.agent.campaign.summary_text import bar_lines, report_lines, score_text, state_text
+from optforge.agent.campaign.summary_text import (
+    bar_lines,
+    evaluation_of,
+    report_lines,
+    score_text,
+    state_text,
+)
 from optforge.agent.review.report_data import (
     LION,
+    MUP,
     CurvePanel,
     FrontierPanel,
+    RuleWidths,
+    WidthResult,
     best_by_island,
     curve_candidates,
     curve_panels,
+    differences,
     frontier_candidates,
     frontier_panels,
+    law_text,
     llm_cost_over_time,
     new_scores,
+    scaling_candidates,
+    scaling_rules,
     seed_row,
     status_over_time,
+    tuned_optimum,
 )
 from optforge.agent.review.report_svg import PALETTE, Series, histogram, line_chart
 from optforge.agent.review.view import (
@@ -39,7 +53,7 @@ from optforge.agent.review.view import (
     unified_diff,
 )
 from optforge.archive import ArchiveStore
-from optforge.tasks.kinds import KINDS, kind_spec, reference_label
+from optforge.tasks.kinds import reference_label
 
 _CANDIDATE_COLORS = (
     PALETTE[1],
@@ -132,9 +146,17 @@ def _header(summary: CampaignSummary, view: ArchiveView) -> str:
 
 def _scale(kind: str) -> str:
     """What a score of 1.0 is, in words."""
-    if kind in KINDS and kind_spec(kind).evaluation == "preference":
+    evaluation = evaluation_of(kind)
+    if evaluation == "preference":
         return ("scores are x DPO (the candidate's area under the reward-vs-KL hull over DPO's: "
                 "1.0 = as good, above 1 better; tier 2 = held-out prompts and seeds)")
+    if evaluation == "scaling":
+        from optforge.tasks.scaling.task import scaling_task
+
+        held_out = "/".join(str(w) for w in scaling_task(2).widths)
+        return (f"scores are x {reference_label(kind)} (exp(-mean gap in held-out loss to each width's "
+                "tuned optimum, in nats): 1.0 = as good as tuning every width, above 1 better; "
+                f"tier 2 = width {held_out}, never scored on tier 1)")
     return ("scores are x tuned AdamW (its final held-out loss over the candidate's: 1.0 = as good, "
             "above 1 better; tier 2 = held out)")
 
@@ -166,10 +188,11 @@ def _score_histogram(view: ArchiveView, ref: str) -> str:
     scores = new_scores(view)
     if not scores:
         return _note("no new candidate has a score yet")
-    markers = [(ref.removeprefix("tuned "), 1.0)]
-    lion = seed_row(view, LION)
-    if lion is not None and lion.tier1_score is not None:
-        markers.append(("Lion", lion.tier1_score))
+    markers = [("AdamW" if ref == "tuned AdamW" else ref, 1.0)]
+    for name, label in ((LION, "Lion"), (MUP, "muP")):  # an optimizer's campaign, a scaling rule's
+        seed = seed_row(view, name)
+        if seed is not None and seed.tier1_score is not None:
+            markers.append((label, seed.tier1_score))
     return histogram(
         scores,
         title=f"tier-1 scores of the {len(scores)} scored new candidates",
@@ -196,9 +219,14 @@ def _status_chart(view: ArchiveView) -> str:
 
 def _comparison_section(kind: str, view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
     """How the best compare with the reference where it counts: held-out curves against AdamW and
-    Lion, or, for a kind scored on the preference task, reward-vs-KL points against DPO and LRML."""
-    if kind in KINDS and kind_spec(kind).evaluation == "preference":
+    Lion, for a kind scored on the preference task reward-vs-KL points against DPO and LRML, and for
+    a scaling rule its hyperparameters and gaps against width next to muP's and the tuned optimum."""
+    evaluation = evaluation_of(kind)
+    if evaluation == "preference":
         return _section("Reward-vs-KL frontier against DPO and LRML", _frontiers(view, new_ranked))
+    if evaluation == "scaling":
+        return _section("Learning rate and weight decay against width, and per-width gaps",
+                        _scaling(view, new_ranked))
     return _section("Held-out loss curves against AdamW and Lion", _curves(view, new_ranked))
 
 
@@ -227,6 +255,121 @@ def _frontier_chart(panel: FrontierPanel) -> str:
                        x_label="KL from the reference (nats per continuation)", y_label="reward (VADER)")
     missing = _note("not drawn: " + "; ".join(panel.missing)) if panel.missing else ""
     return f"<div>{chart}{missing}</div>"
+
+
+_RULE_COLORS = {"tuned optimum": PALETTE[0], "mup": PALETTE[4], "constant": PALETTE[6]}
+
+
+def _scaling(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:
+    """The top new rules, muP and constant against width: the hidden group's lr and weight decay
+    (with the tuned optimum's), the gap at each width, and every group's values in a table."""
+    if not new_ranked:
+        return _note("no new candidate has a score yet: nothing to compare with muP and the tuned optimum")
+    top = scaling_candidates(view, new_ranked, CURVE_CANDIDATES)
+    if not top:
+        return _note("no new candidate has per-width results yet (the hyperparameters it trained with)")
+    from optforge.tasks.scaling.task import GAP_CAP, scaling_task
+
+    rules, missing = scaling_rules(view, top)
+    optimum = tuned_optimum(view, rules)
+    screen, held_out = scaling_task(1), scaling_task(2)
+    base = ""
+    if optimum.base_width:
+        base = f"; the tuned optimum's point at width {optimum.base_width} is the base every rule scales from"
+    parts = [_note(
+        "the hidden matrices' learning rate and weight decay that each rule set at each width, and its gap: "
+        "its mean held-out loss minus the tuned optimum's at that width, in nats (capped at "
+        f"{GAP_CAP:g}; 0 = as good as tuning that width, below 0 better); widths "
+        f"{_widths(screen.widths)} are tier 1 ({len(screen.seeds)} seed{'s' if len(screen.seeds) > 1 else ''}), "
+        f"{_widths(held_out.widths)} tier 2 ({len(held_out.seeds)} paired seeds, the finalists only){base}"
+    )]
+    scored = sorted({w.width for r in rules for w in r.widths})
+    widths = sorted({*scored, optimum.base_width}) if optimum.base_width else scored  # the x ticks
+    charts = [
+        _width_chart(rules, lambda r: r.values("hidden", 0), optimum.lr, widths,
+                     "hidden learning rate against width", "hidden-matrix lr", log_y=True),
+        _width_chart(rules, lambda r: r.values("hidden", 1), optimum.weight_decay, widths,
+                     "hidden weight decay against width", "hidden-matrix weight decay", log_y=True),
+        _width_chart(rules, RuleWidths.gaps, tuple((float(w), 0.0) for w in scored), widths,
+                     "gap to the tuned optimum against width", "held-out loss - tuned optimum's (nats)"),
+    ]
+    parts.append(f'<div class="charts">{"".join(charts)}</div>')
+    failed = [f"{r.label} at width {w.width}: {w.status}" for r in rules for w in r.widths if w.gap is None]
+    not_drawn = [*missing, *([optimum.note] if optimum.note else []), *(f"the gap of {f}" for f in failed)]
+    if not_drawn:
+        parts.append(_note("not drawn: " + "; ".join(not_drawn)))
+    parts.append(_group_table(rules, scored))
+    parts.append(_against_mup(rules))
+    return "".join(parts)
+
+
+def _widths(widths: tuple[int, ...]) -> str:
+    return "/".join(str(w) for w in widths)
+
+
+def _width_chart(
+    rules: list[RuleWidths], values: Callable[[RuleWidths], list[tuple[float, float]]],
+    optimum: tuple[tuple[float, float], ...], widths: list[int], title: str, y_label: str,
+    log_y: bool = False,
+) -> str:
+    series = [Series("tuned optimum", optimum, _RULE_COLORS["tuned optimum"], dashed=True)]
+    for i, rule in enumerate(r for r in rules if not r.seed):
+        series.append(Series(rule.label, tuple(values(rule)), _CANDIDATE_COLORS[i % 3]))
+    for rule in (r for r in rules if r.seed):
+        series.append(Series(rule.label, tuple(values(rule)), _RULE_COLORS.get(rule.name, PALETTE[5]), dashed=True))
+    if not any(s.points for s in series):
+        return _note(f"{title}: nothing to draw")
+    return line_chart(series, title=title, x_label="width", y_label=y_label, log_x=True, log_y=log_y,
+                      x_ticks=widths, dots=True)
+
+
+def _group_table(rules: list[RuleWidths], widths: list[int]) -> str:
+    """Every group's (lr, weight decay) of each drawn rule at each width, the power law of width
+    each follows, and the gap at each width (with its CI over seeds where there are several)."""
+    from optforge.tasks.adapters import SCALING_GROUPS
+
+    head = "".join(f"<th>{e(h)}</th>" for h in ("rule", "group", "lr", "weight decay",
+                                                  *(f"width {w}: lr / wd" for w in widths)))
+    rows = []
+    for rule in rules:
+        at = {w.width: w for w in rule.widths}
+        for i, group in enumerate(SCALING_GROUPS):
+            cells = [rule.label if i == 0 else "", group, law_text(rule.values(group, 0)),
+                     law_text(rule.values(group, 1))]
+            for w in widths:
+                lr, wd = at[w].groups.get(group, (None, None)) if w in at else (None, None)
+                cells.append("-" if lr is None or wd is None else f"{lr:.3g} / {wd:.3g}")
+            rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+        gaps = [_gap_text(at.get(w)) for w in widths]
+        rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in ("", "gap (nats)", "", "", *gaps)) + "</tr>")
+    return (_note("each rule's learning rate and weight decay per parameter group at each scored width, "
+                  "the power law of width each follows (least squares over those widths), and its gap")
+            + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _gap_text(result: WidthResult | None) -> str:
+    if result is None:
+        return "-"
+    if result.gap is None:
+        return result.status
+    ci = f" [{result.gap_ci[0]:+.3f}, {result.gap_ci[1]:+.3f}]" if result.gap_ci else ""
+    return f"{result.gap:+.3f}{ci} (tier {result.tier})"
+
+
+def _against_mup(rules: list[RuleWidths]) -> str:
+    """For each new rule, where it sets a group's values otherwise than the muP seed."""
+    from optforge.tasks.adapters import SCALING_GROUPS
+
+    mup = next((r for r in rules if r.seed and r.name == MUP), None)
+    if mup is None:
+        return ""
+    items = []
+    for rule in (r for r in rules if not r.seed):
+        found = differences(rule, mup, SCALING_GROUPS)
+        said = "; ".join(found) if found else "sets every group's lr and weight decay as muP does"
+        items.append(f"<li><code>{e(rule.label)}</code>: {e(said)}</li>")
+    return (_note("where each new rule departs from the muP seed, group by group (ratios at the widths both "
+                  "were scored at; the power law of width of each)") + f"<ul>{''.join(items)}</ul>")
 
 
 def _curves(view: ArchiveView, new_ranked: list[CandidateRow]) -> str:

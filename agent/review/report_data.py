@@ -6,6 +6,8 @@ the charts of one report line up. Nothing here draws or escapes: agent/review/re
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -182,3 +184,176 @@ def _frontier_panel(view: ArchiveView, top: list[CandidateRow], tier: int, name:
     else:
         missing.append("no LRML seed" if lrml is None else f"LRML has no tier-{tier} result on this task")
     return FrontierPanel(name, tier, points, tuple(missing))
+
+
+# -- scaling rules ------------------------------------------------------------------------------
+
+MUP, CONSTANT = "mup", "constant"  # the seeds the scaling report draws next to the tuned optimum
+_WIDTH = re.compile(r"_w(\d+)$")  # a scaling task's result per width: "stdlib_resmlp_w64"
+FLOOR = 1e-12  # a weight decay at or below this is none (the vector group's)
+
+
+@dataclass(frozen=True)
+class WidthResult:
+    """A scaling rule at one width: what it set and how far its held-out loss was from the tuned
+    optimum's (tier 1: widths 64-256, one seed; tier 2: width 512, three)."""
+
+    width: int
+    tier: int
+    status: str
+    groups: dict[str, tuple[float, float]]  # group -> (lr, weight decay) the rule trained with
+    gap: float | None  # mean held-out loss - the tuned optimum's, in nats (capped); None: failed
+    gap_ci: tuple[float, float] | None  # over seeds (tier 2)
+    tuned_lr: float | None  # the tuned optimum's hidden learning rate at this width
+
+
+@dataclass(frozen=True)
+class RuleWidths:
+    """One rule's results at every width it was scored at, by width."""
+
+    id: str
+    label: str  # "1a2b3c4d name" for a new candidate, the name for a seed
+    name: str
+    seed: bool
+    widths: tuple[WidthResult, ...]
+
+    def values(self, group: str, index: int) -> list[tuple[float, float]]:
+        """(width, lr) (index 0) or (width, weight decay) (index 1) of `group`, by width."""
+        return [(float(w.width), w.groups[group][index]) for w in self.widths if group in w.groups]
+
+    def gaps(self) -> list[tuple[float, float]]:
+        return [(float(w.width), w.gap) for w in self.widths if w.gap is not None]
+
+
+@dataclass(frozen=True)
+class TunedOptimum:
+    """The reference the rules are scored against, as far as it can be drawn: its hidden learning
+    rate at each scored width (from the results), and its weight decay there and the base values
+    at the base width (from the shipped reference file, when it is there and is the one the
+    evaluations used)."""
+
+    lr: tuple[tuple[float, float], ...]  # (width, hidden lr), the base width's first
+    weight_decay: tuple[tuple[float, float], ...]  # (width, hidden weight decay)
+    base_width: int | None  # None: no usable reference file (no base point)
+    note: str | None = None  # what is not drawn, and why
+
+
+def width_of(task: str) -> int | None:
+    match = _WIDTH.search(task)
+    return int(match.group(1)) if match else None
+
+
+def rule_widths(view: ArchiveView, row: CandidateRow) -> RuleWidths:
+    """`row`'s per-width results on tiers 1 and 2 (a width scored on both: tier 2's, more seeds)."""
+    found: dict[int, WidthResult] = {}
+    for tier in (1, 2):
+        for t in _tasks(view, row.id, tier):
+            width = width_of(t.name)
+            if width is None or not t.hyperparameters:
+                continue
+            gap = None
+            if t.status == "ok" and t.final is not None and t.reference_final is not None:
+                gap = t.final - t.reference_final  # the mean capped gap: final = L* + capped gaps
+            found[width] = WidthResult(width, tier, t.status, {g: (lr, wd) for g, lr, wd in t.hyperparameters},
+                                       gap, t.paired_diff_ci if gap is not None else None, t.reference_lr)
+    label = row.name if row.is_seed else f"{row.id[:8]} {row.name}"
+    return RuleWidths(row.id, label, row.name, row.is_seed, tuple(found[w] for w in sorted(found)))
+
+
+def scaling_candidates(view: ArchiveView, ranked: list[CandidateRow], k: int) -> list[CandidateRow]:
+    """The best `k` of `ranked` that have per-width results (the hyperparameters they trained with)."""
+    return [r for r in ranked if rule_widths(view, r).widths][:k]
+
+
+def scaling_rules(view: ArchiveView, top: list[CandidateRow]) -> tuple[list[RuleWidths], list[str]]:
+    """The rules to draw: `top`, then the muP and constant seeds that have per-width results; and
+    a line for each seed that could not be drawn."""
+    rules = [rule_widths(view, r) for r in top]
+    missing = []
+    for name in (MUP, CONSTANT):
+        seed = seed_row(view, name)
+        rule = rule_widths(view, seed) if seed is not None else None
+        if rule is not None and rule.widths:
+            rules.append(rule)
+        else:
+            missing.append(f"no {name} seed" if seed is None else f"{name} has no per-width results")
+    return rules, missing
+
+
+def tuned_optimum(view: ArchiveView, rules: list[RuleWidths]) -> TunedOptimum:
+    from optforge.tasks.scaling import reference
+
+    lrs = {w.width: w.tuned_lr for r in rules for w in r.widths if w.tuned_lr is not None}
+    lr = [(float(w), lrs[w]) for w in sorted(lrs)]
+    try:
+        ref = reference.load()
+    except (reference.ReferenceMissing, OSError, ValueError, KeyError, TypeError):
+        return TunedOptimum(tuple(lr), (), None, "no reference file (tasks/scaling/data/reference.json): "
+                            "the base width's point and the tuned weight decays are not drawn")
+    evaluations = [view.evaluation(r.id, tier) for r in rules for tier in (1, 2)]
+    versions = {v for e in evaluations if e is not None for v in e.task_versions.values()}
+    if any(ref.digest not in v for v in versions):
+        return TunedOptimum(tuple(lr), (), None, f"the shipped reference ({ref.digest}) is not the one these "
+                            "results were scored against: its base values and tuned weight decays are not drawn")
+    widths = sorted(w for w in {w.width for r in rules for w in r.widths} if w in ref.widths)
+    base = ref.base()["hidden"]
+    return TunedOptimum(
+        ((float(ref.base_width), base["lr"]), *lr),
+        ((float(ref.base_width), base["weight_decay"]), *((float(w), ref.widths[w].weight_decay) for w in widths)),
+        ref.base_width,
+    )
+
+
+def exponent(points: list[tuple[float, float]]) -> float | None:
+    """The least-squares slope of log(value) against log(width): value ~ width^slope. 0 when every
+    value is 0 (no weight decay); None with fewer than two widths or with some values 0."""
+    if len(points) < 2:
+        return None
+    if all(v <= FLOOR for _, v in points):
+        return 0.0
+    if any(v <= FLOOR for _, v in points):
+        return None
+    xs = [math.log(w) for w, _ in points]
+    ys = [math.log(v) for _, v in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else None
+
+
+def differences(rule: RuleWidths, mup: RuleWidths, groups: tuple[str, ...], tolerance: float = 0.05) -> list[str]:
+    """Where `rule` sets a group's lr or weight decay otherwise than muP at the widths both have
+    (by more than `tolerance`, relative): one phrase each, with the range of the ratio."""
+    phrases = []
+    for group in groups:
+        for index, what in ((0, "lr"), (1, "weight decay")):
+            mine, theirs = dict(rule.values(group, index)), dict(mup.values(group, index))
+            common = sorted(set(mine) & set(theirs))
+            if not common:
+                continue
+            if all(mine[w] <= FLOOR and theirs[w] <= FLOOR for w in common):
+                continue
+            if any(theirs[w] <= FLOOR for w in common):
+                phrases.append(f"{group} {what} {_law(mine, common)} where muP's is none")
+                continue
+            ratios = [mine[w] / theirs[w] for w in common]
+            if max(abs(math.log(max(r, FLOOR))) for r in ratios) <= math.log1p(tolerance):
+                continue
+            lo, hi = min(ratios), max(ratios)
+            scale = f"x{lo:.3g}" if math.isclose(lo, hi, rel_tol=tolerance) else f"x{lo:.3g} to x{hi:.3g}"
+            phrases.append(f"{group} {what} {scale} muP's at widths {int(common[0])}-{int(common[-1])} "
+                           f"({_law(mine, common)}; muP's {_law(theirs, common)})")
+    return phrases
+
+
+def law_text(points: list[tuple[float, float]]) -> str:
+    """The power law of width that (width, value) points follow, in words."""
+    slope = exponent(points)
+    if slope is None:
+        return "-" if len(points) < 2 else "varies"
+    if all(v <= FLOOR for _, v in points):
+        return "none"
+    return "constant" if abs(slope) < 0.005 else f"~ width^{slope:+.2f}"
+
+
+def _law(values: dict[float, float], widths: list[float]) -> str:
+    return law_text([(w, values[w]) for w in widths])

@@ -1,6 +1,6 @@
 """Inline SVG charts for the HTML report, drawn by hand so the report needs nothing from the
-network and no plotting library: line charts (optionally as steps, optionally log y) and a
-histogram. Every text that reaches the SVG is escaped: labels come from the archive, whose
+network and no plotting library: line charts (optionally as steps, optionally log x and y) and
+a histogram. Every text that reaches the SVG is escaped: labels come from the archive, whose
 candidate names are written by an LLM or a mutator and are untrusted.
 """
 
@@ -34,6 +34,7 @@ class Axis:
     start: float
     end: float
     log: bool = False
+    marks: tuple[float, ...] = ()  # ticks to draw instead of computed ones (those within [lo, hi])
 
     def _t(self, v: float) -> float:
         return math.log10(v) if self.log else v
@@ -44,12 +45,17 @@ class Axis:
         return self.start + frac * (self.end - self.start)
 
     def ticks(self, n: int = 5) -> list[float]:
+        marks = [m for m in self.marks if self.lo <= m <= self.hi]
+        if marks:
+            return marks
         if self.log:
             first, last = math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi))
             decades = [10.0**e for e in range(first, last + 1)]
             inside = [d for d in decades if self.lo <= d <= self.hi]
             if len(inside) < 3:  # a short range: 1-2-5 steps, else there is a tick or none
                 inside = [m * d for d in decades for m in (1, 2, 5) if self.lo <= m * d <= self.hi]
+            if len(inside) < 2:  # within a factor of 2 or so: round linear steps
+                inside = [t for t in nice_ticks(self.lo, self.hi, n) if t > 0]
             return inside if len(inside) >= 2 else [self.lo, self.hi]
         return nice_ticks(self.lo, self.hi, n)
 
@@ -152,17 +158,24 @@ def line_chart(
     y_label: str,
     step: bool = False,
     log_y: bool = False,
+    log_x: bool = False,
+    x_ticks: Sequence[float] = (),
+    dots: bool = False,
 ) -> str:
-    """One SVG with a line per series (a single point is drawn as a dot)."""
+    """One SVG with a line per series (a single point is drawn as a dot; with `dots`, every point
+    is). A log axis falls back to linear when a value on it is not positive; `x_ticks` replaces the
+    computed x ticks (e.g. the widths 32, 64, ... of a log-x chart, whose decades give one or two)."""
     drawn = [s for s in series if s.points]
     if not drawn:
         raise ValueError(f"{title}: nothing to draw (the caller shows a note instead)")
     xs = [p[0] for s in drawn for p in s.points]
     ys = [p[1] for s in drawn for p in s.points]
     log_y = log_y and min(ys) > 0
+    log_x = log_x and min(xs) > 0
     plot_right = WIDTH - MARGIN_RIGHT
-    x = Axis(*_extent(xs, False), MARGIN_LEFT, plot_right)
+    x = Axis(*_extent(xs, log_x), MARGIN_LEFT, plot_right, log=log_x, marks=tuple(x_ticks))
     y = Axis(*_extent(ys, log_y), HEIGHT - MARGIN_BOTTOM, MARGIN_TOP, log=log_y)
+    x_label += " (log scale)" if log_x else ""
     parts = [_axes(x, y, x_label, y_label + (" (log scale)" if log_y else ""))]
     for s in drawn:
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
@@ -170,10 +183,8 @@ def line_chart(
             f'<path d="{_path(s.points, x, y, step)}" fill="none" stroke="{s.color}" '
             f'stroke-width="2"{dash}><title>{html.escape(s.label)}</title></path>'
         )
-        last_x, last_y = s.points[-1]
-        parts.append(
-            f'<circle cx="{x(last_x):.1f}" cy="{y(last_y):.1f}" r="2.5" fill="{s.color}"/>'
-        )
+        for px, py in s.points if dots else s.points[-1:]:
+            parts.append(f'<circle cx="{x(px):.1f}" cy="{y(py):.1f}" r="2.5" fill="{s.color}"/>')
     parts.append(_legend(drawn, plot_right + 12))
     return _frame(title, "".join(parts))
 

@@ -61,6 +61,11 @@ class KindSpec:
     # "scaling" trains the ResMLP at several widths with the rule's hyperparameters (tasks/scaling/).
     evaluation: Literal["proxy", "preference", "scaling"] = "proxy"
     reference_label: str = "tuned AdamW"  # what displays call the reference
+    # Campaign defaults that depend on how far apart the kind's scores lie (a campaign's
+    # [cascade] tier2_min_score and [search] temperature override them): the tier-1 score a new
+    # candidate needs to be verified on tier 2, and the softmax temperature of parent selection.
+    tier2_min_score: float = 1.0
+    selection_temperature: float = 0.1
 
     @property
     def contract(self) -> Contract:

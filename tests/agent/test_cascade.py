@@ -61,17 +61,26 @@ def test_the_leaders_are_the_top_k_of_tier_1_above_the_floor():
     evals = [_eval(_cid(i), 1, s, at=i) for i, s in enumerate(scores)]
     ids = {e.candidate_id for e in evals}
     cascade = CascadeConfig(tier2_top_k=3, tier2_min_score=1.0)
-    assert tier1_leaders(evals, ids, cascade) == [_cid(5), _cid(4), _cid(3)]
+    assert tier1_leaders(evals, ids, cascade, "optimizer") == [_cid(5), _cid(4), _cid(3)]
     # Only three reach the floor: a k larger than that verifies no one below it.
-    assert tier1_leaders(evals, ids, CascadeConfig(tier2_top_k=10)) == [
+    assert tier1_leaders(evals, ids, CascadeConfig(tier2_top_k=10), "optimizer") == [
         _cid(5),
         _cid(4),
         _cid(3),
         _cid(2),
     ]
-    assert tier1_leaders(evals, ids, CascadeConfig(tier2_top_k=0)) == []
+    assert tier1_leaders(evals, ids, CascadeConfig(tier2_top_k=0), "optimizer") == []
     # Seeds (not eligible) take no place.
-    assert tier1_leaders(evals, ids - {_cid(5)}, cascade) == [_cid(4), _cid(3), _cid(2)]
+    assert tier1_leaders(evals, ids - {_cid(5)}, cascade, "optimizer") == [_cid(4), _cid(3), _cid(2)]
+
+
+def test_the_floor_defaults_to_the_kinds_and_a_setting_overrides_it():
+    """Scaling rules score exp(-gap to the tuned optimum): none reaches 1.0, so their floor is 0.98."""
+    evals = [_eval(_cid(i), 1, s, at=i) for i, s in enumerate([0.91, 0.985, 0.997, 1.01])]
+    ids = {e.candidate_id for e in evals}
+    assert tier1_leaders(evals, ids, CascadeConfig(), "scaling_rule") == [_cid(3), _cid(2), _cid(1)]
+    assert tier1_leaders(evals, ids, CascadeConfig(), "optimizer") == [_cid(3)]
+    assert tier1_leaders(evals, ids, CascadeConfig(tier2_min_score=0.99), "scaling_rule") == [_cid(3), _cid(2)]
 
 
 def test_equal_scores_keep_storage_order_and_twins_and_old_versions_take_no_place():
@@ -83,18 +92,18 @@ def test_equal_scores_keep_storage_order_and_twins_and_old_versions_take_no_plac
         _eval(_cid(5), 1, 1.1, at=5),
     ]
     ids = {e.candidate_id for e in evals}
-    assert tier1_leaders(evals, ids, CascadeConfig(tier2_top_k=2)) == [_cid(1), _cid(4)]
+    assert tier1_leaders(evals, ids, CascadeConfig(tier2_top_k=2), "optimizer") == [_cid(1), _cid(4)]
 
 
 def test_a_leader_that_fails_tier_2_leaves_the_top_k_and_the_next_one_moves_up():
     evals = [_eval(_cid(i), 1, 1.0 + i / 10, at=i) for i in range(1, 5)]
     ids = {e.candidate_id for e in evals}
     cascade = CascadeConfig(tier2_top_k=2)
-    assert tier2_owed(evals, ids, cascade) == [_cid(4), _cid(3)]
+    assert tier2_owed(evals, ids, cascade, "optimizer") == [_cid(4), _cid(3)]
     evals.append(_eval(_cid(4), 2, None, status="diverged", at=10))
     evals.append(_eval(_cid(3), 2, 1.01, at=11))
-    assert tier1_leaders(evals, ids, cascade) == [_cid(3), _cid(2)]
-    assert tier2_owed(evals, ids, cascade) == [_cid(2)]
+    assert tier1_leaders(evals, ids, cascade, "optimizer") == [_cid(3), _cid(2)]
+    assert tier2_owed(evals, ids, cascade, "optimizer") == [_cid(2)]
 
 
 def _old_rule_due(score: float, scores: list[float], fraction: float) -> bool:
@@ -132,9 +141,9 @@ def test_scenario_with_top_k_every_candidate_that_enters_the_top_k_is_verified()
     for i, s in enumerate(scores):  # the campaign's loop: after each tier-1 result, verify
         evals.append(_eval(_cid(i), 1, s, at=2 * i))
         ids = {_cid(j) for j in range(i + 1)}
-        for cid in tier2_owed(evals, ids, cascade):
+        for cid in tier2_owed(evals, ids, cascade, "optimizer"):
             evals.append(_eval(cid, 2, 1.0, at=2 * i + 1))
-        leaders = tier1_leaders(evals, ids, cascade)
+        leaders = tier1_leaders(evals, ids, cascade, "optimizer")
         verified = {e.candidate_id for e in evals if e.tier == 2}
         assert set(leaders) <= verified  # the leaders are always verified
     ranking = sorted(range(len(scores)), key=lambda i: -scores[i])
@@ -151,7 +160,7 @@ def test_resuming_an_archive_made_under_the_old_rule_verifies_the_current_leader
             evals.append(_eval(_cid(i), 2, 1.0, at=1000 + i))
     ids = {_cid(i) for i in range(len(scores))}
     ranking = sorted(range(len(scores)), key=lambda i: -scores[i])
-    owed = tier2_owed(evals, ids, CascadeConfig(tier2_top_k=5))
+    owed = tier2_owed(evals, ids, CascadeConfig(tier2_top_k=5), "optimizer")
     old_verified = {e.candidate_id for e in evals if e.tier == 2}
     assert owed == [_cid(i) for i in ranking[:5] if _cid(i) not in old_verified]
     assert owed  # the scenario leaves some of the top 5 unverified

@@ -51,7 +51,23 @@ def _preference_task(tier: int, score: float) -> TaskResult:
     )
 
 
+def _scaling_tasks(tier: int, score: float) -> list[TaskResult]:
+    widths = (64, 128, 256) if tier == 1 else (512,)
+    name = "stdlib_resmlp" if tier == 1 else "stdlib_resmlp_heldout"
+    return [TaskResult(name=f"{name}_w{w}", status="ok", metric="heldout_loss", score=score,
+                       final=1.6 + 0.1 * (1 - score), reference_final=1.6, lr=0.0113 * 32 / w, reference_lr=0.0113 * 32 / w,
+                       seed_finals=(1.6,) if tier == 1 else (1.59, 1.6, 1.61),
+                       hyperparameters=(("embedding", 0.0113, 0.2), ("hidden", 0.0113 * 32 / w, 0.2),
+                                        ("output", 0.0113 * 32 / w, 0.2), ("vector", 0.0113, 0.0)))
+            for w in widths]
+
+
 def _evaluation(kind: str, tier: int, score: float) -> EvaluationRecord:
+    if kind == "scaling_rule":  # a result per width, against each width's tuned optimum: no sweep
+        tasks = _scaling_tasks(tier, score)
+        return EvaluationRecord(candidate_id="", tier=tier, status="ok", score=score, tasks=tasks,
+                                seeds=len(tasks[0].seed_finals), task_versions={t.name: f"{t.name}-v1" for t in tasks},
+                                seconds=60.0)
     if kind == "preference_loss":  # one task, scored against DPO over a beta grid: no learning rates
         task = _preference_task(tier, score)
         return EvaluationRecord(candidate_id="", tier=tier, status="ok", score=score, score_ci=task.score_ci,

@@ -31,6 +31,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, di
         **make_campaign(root / "loss", "loss", ["focal", "cross_entropy"]),
         **make_campaign(root / "sched", "schedule", ["linear_decay"]),
         **make_campaign(root / "pref", "preference_loss", ["lrml"]),
+        **make_campaign(root / "scale", "scaling_rule", ["mup_wd_linear"]),
     }
     return root, records
 
@@ -215,3 +216,14 @@ def test_loaded_preference_losses_compute_the_scored_adapter_per_pair(campaign, 
     assert losses.shape == (6,) and torch.equal(losses, expected)
     losses.mean().backward()
     assert policy[0].grad is not None and torch.isfinite(policy[0].grad).all()
+
+
+@pytest.mark.parametrize("how", ["file", "archive"])
+def test_loaded_scaling_rules_give_the_scored_hyperparameters(campaign, tmp_path, how):
+    root, records = campaign
+    record = records["mup_wd_linear"]
+    source = (_export(root, "scale", record, tmp_path) if how == "file" else f"{root / 'scale'}:{record.id[:9]}")
+    rule = optforge.load_scaling_rule(source)
+    assert rule(256, 32, "hidden", {"lr": 0.008, "weight_decay": 0.1}) == {"lr": 0.001, "weight_decay": 0.8}
+    with pytest.raises(ExportError, match="optforge.load_scaling_rule loads kind 'scaling_rule'"):
+        optforge.load_scaling_rule(f"{root / 'pref'}:{records['lrml'].id[:9]}")

@@ -9,6 +9,7 @@ import runpy
 import sys
 
 import pytest
+import torch
 
 from optforge.agent.cli.main import main
 from optforge.archive.export import read_export, source_sha256
@@ -115,6 +116,7 @@ def test_losses_and_schedules_export_their_own_objects(tmp_path):
         ("loss", "label_smoothing", "DiscoveredLoss"),
         ("schedule", "wsd", "discovered_schedule"),
         ("preference_loss", "ipo", "discovered_preference_loss"),
+        ("scaling_rule", "mup_wd_sqrt", "param_groups"),
     ):
         directory = tmp_path / kind
         record = make_campaign(directory, kind, [name])[name]
@@ -127,7 +129,8 @@ def test_losses_and_schedules_export_their_own_objects(tmp_path):
 @pytest.mark.parametrize(
     ("kind", "name", "public"),
     [("optimizer", "lion", "DiscoveredOptimizer"), ("loss", "focal", "DiscoveredLoss"),
-     ("schedule", "wsd", "discovered_schedule"), ("preference_loss", "slic", "DiscoveredPreferenceLoss")],
+     ("schedule", "wsd", "discovered_schedule"), ("preference_loss", "slic", "DiscoveredPreferenceLoss"),
+     ("scaling_rule", "mup", "discovered_scale")],
 )
 def test_an_exported_file_loads_however_a_users_tooling_loads_files(tmp_path, kind, name, public):
     """Registered in sys.modules or not (importlib's file loaders do not register), or run as a
@@ -152,3 +155,17 @@ def test_a_preference_loss_export_says_it_is_scored_against_dpo(tmp_path):
     assert main(["export", str(tmp_path / "c"), record.id[:8], "-o", str(out)]) == 0
     doc = import_file(out).__doc__
     assert "Scores against DPO (area under the reward-vs-KL hull" in doc and "tuned AdamW (AdamW's" not in doc
+
+
+def test_a_scaling_rule_export_builds_adamw_groups_with_torch_alone(tmp_path):
+    record = make_campaign(tmp_path / "c", "scaling_rule", ["mup"])["mup"]
+    out = tmp_path / "mup_export.py"
+    assert main(["export", str(tmp_path / "c"), record.id[:8], "-o", str(out)]) == 0
+    module = import_file(out)
+    assert "Scores against each width's tuned optimum" in module.__doc__
+    model = torch.nn.Sequential(torch.nn.Linear(128, 128), torch.nn.LayerNorm(128))
+    base = {g: {"lr": 0.01, "weight_decay": 0.1} for g in ("hidden", "vector")}
+    groups = module.param_groups(model, 128, 32, base)
+    assert [(g["group"], g["lr"]) for g in groups] == [("hidden", 0.0025), ("vector", 0.01)]
+    torch.optim.AdamW(groups)
+    assert module.discovered_scale(64, 32, "output", {"lr": 0.01, "weight_decay": 0.0}) == {"lr": 0.005, "weight_decay": 0.0}

@@ -87,3 +87,27 @@ def test_the_trl_snippet_overrides_dpo_loss_with_the_discovered_loss():
     (trl,) = [b for b in blocks if "DPOTrainer" in b]
     assert "def dpo_loss(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps" in trl
     assert "discovered_preference_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, self.beta)" in trl
+
+
+SCALING_SECTION = "## Scaling rules"
+
+
+def test_readme_scaling_snippet_trains_a_wide_model_with_an_exported_rules_param_groups(tmp_path, monkeypatch):
+    text = README.read_text()
+    assert SCALING_SECTION in text, f"README.md lost its {SCALING_SECTION!r} section"
+    section = text.split(SCALING_SECTION, 1)[1].split("\n## ", 1)[0]
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL) if "from my_rule import" in b]
+    record = make_campaign(tmp_path / "campaign", "scaling_rule", ["mup"])["mup"]
+    export_candidate(tmp_path / "campaign", record.id[:6], tmp_path / "my_rule.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_rule", raising=False)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(snippet, "README.md", "exec"), {"__name__": "readme_snippet"})
+    sys.modules.pop("my_rule", None)
+    printed = out.getvalue()
+    # muP from width 64 to 1024: hidden and output learning rates / 16, the rest kept
+    assert "hidden: lr 0.000188, weight decay 0.1" in printed and "output: lr 0.000188" in printed
+    assert "embedding: lr 0.003, weight decay 0.1" in printed and "vector: lr 0.003, weight decay 0" in printed
+    assert float(re.findall(r"loss ([0-9.]+)", printed)[0]) < 0.5  # it trained (the target's variance is 1)
