@@ -67,4 +67,5 @@ def _feedback(task: TaskResult) -> TaskFeedback:
         task=task.name, status=task.status, score=task.score, error=task.error,
         curve=task.curve, reference_curve=task.reference_curve,
         frontier=task.frontier, reference_frontier=task.reference_frontier,
+        final=task.final, reference_final=task.reference_final, hyperparameters=task.hyperparameters,
     )

@@ -11,7 +11,6 @@ import random
 from optforge.agent.campaign import records as records
 from optforge.agent.campaign.state import CampaignArchive
 from optforge.agent.config import CampaignConfig
-from optforge.tasks.kinds import kind_spec
 from optforge.agent.proposers.base import ProposalRequest
 from optforge.archive import (
     Member,
@@ -27,6 +26,7 @@ from optforge.archive import (
     sample_inspirations,
     sample_parents,
 )
+from optforge.tasks.kinds import kind_spec
 
 
 def selection_params(config: CampaignConfig) -> SelectionParams:

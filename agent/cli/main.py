@@ -31,9 +31,9 @@ from optforge.tasks.kinds import all_specs, kind_spec
 from optforge.tasks.preference import prepare
 from optforge.tasks.preference.corpus import CorpusMissing, fetch
 from optforge.tasks.preference.task import PREFERENCE_TASKS
+from optforge.tasks.proxy import TASKS
 from optforge.tasks.scaling.reference import load as scaling_reference
 from optforge.tasks.scaling.task import SCALING_TASKS
-from optforge.tasks.proxy import TASKS
 
 
 class UsageError(Exception):

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
+
 from optforge.agent.config import EvaluationConfig
 from optforge.agent.evaluation.limits import JobTimeouts
 from optforge.archive import EvaluationRecord, TaskResult

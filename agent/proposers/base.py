@@ -28,6 +28,11 @@ class TaskFeedback:
     # The preference task's (beta, KL, reward) per beta, and the reference's (DPO's)
     frontier: tuple[tuple[float, float, float], ...] = ()
     reference_frontier: tuple[tuple[float, float, float], ...] = ()
+    # The scaling task's, per width: the candidate's held-out loss and the tuned optimum's (nats),
+    # and the (group, lr, weight decay) the rule gave at that width
+    final: float | None = None
+    reference_final: float | None = None
+    hyperparameters: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class ParentInfo:
 
 @dataclass(frozen=True)
 class ProposalRequest:
-    kind: str  # "optimizer", "loss" or "schedule"
+    kind: str  # one of tasks.contracts.KINDS
     parents: tuple[ParentInfo, ...]  # 1 (mutation/rewrite) or 2 (crossover)
     inspirations: tuple[ParentInfo, ...] = ()  # elites from other cells and islands
     history: tuple[ParentInfo, ...] = ()  # earlier candidates, best first (OPRO), no feedback needed

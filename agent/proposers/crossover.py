@@ -107,7 +107,7 @@ def _adopt_hparams(ours: ast.Dict, theirs: ast.Dict) -> dict[str, str]:
 
 def blend_functions(a: ast.Module, b: ast.Module, kind: str, rng: random.Random, b_name: str) -> Mutation | None:
     """Keep both programs as helpers and combine them: a weighted sum of losses; a product, mean
-    or hand-over of schedules."""
+    or hand-over of schedules; a weighted geometric mean of scaling rules, entry by entry."""
     spec = kinds.proposal_kind(kind)
     main = spec.main_function
     taken = syntax.all_names(a) | syntax.all_names(b)
@@ -119,6 +119,16 @@ def blend_functions(a: ast.Module, b: ast.Module, kind: str, rng: random.Random,
     call_a, call_b = (f"{n}({', '.join(args)})" for n in (name_a, name_b))
     w = rng.choice((0.25, 0.5, 0.75))
     mode = rng.choice(spec.blends)
+    if spec.entries:  # the programs return dicts: call each once, then combine entry by entry
+        va, vb = syntax.fresh("rule_a", taken), syntax.fresh("rule_b", taken)
+        combined = {"geometric": "{x} ** {w} * {y} ** {v}", "mean": "{w} * {x} + {v} * {y}"}[mode]
+        entries = ", ".join(
+            f"{k!r}: " + combined.format(x=f"{va}[{k!r}]", y=f"{vb}[{k!r}]", w=w, v=1 - w) for k in spec.entries
+        )
+        body = f"    {va} = {call_a}\n    {vb} = {call_b}\n    return {{{entries}}}\n"
+        a.body.append(ast.parse(f"def {main}({', '.join(args)}):\n{body}").body[0])
+        how = "weighted geometric mean" if mode == "geometric" else "weighted mean"
+        return f"combine with {b_name}: {how} ({w}) of each entry", "blend"
     expr, how = {
         "sum": (f"{w} * {call_a} + {1 - w} * {call_b}", f"weighted sum ({w})"),
         "mean": (f"{w} * {call_a} + {1 - w} * {call_b}", f"weighted mean ({w})"),

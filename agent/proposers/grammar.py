@@ -96,6 +96,9 @@ def may_replace(old: Unary, new: Unary) -> bool:
 # {z}/{t} (logits, targets) and {s}/{T} (step, total_steps): the function's own parameter names.
 
 
+Choice = float | str | tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Term:
     """One insertable update term.
@@ -103,19 +106,29 @@ class Term:
     role "tensor": statements `text` after a tensor variable is computed, rewriting it in place;
     role "result": statements at the function start, then every return value rewritten by
     `combine` ({e} is the old value; for optimizers, the delta part of the return).
+
+    A result term with an `entry` rewrites one entry of a returned dict instead (a scaling rule's
+    "lr" or "weight_decay"): {e} is that entry's old value and {e_<key>} another entry's, as the
+    return statement has them before the term (see rewrite_entry).
     """
 
     tag: str
     role: str
     text: str = ""
     combine: str = ""
-    choices: tuple[tuple[str, tuple[float, ...]], ...] = ()  # placeholder -> constants to pick from
+    # placeholder -> values to pick from: numbers (and tuples) are written as literals, a str is
+    # source text inserted as is ("-1 / 3")
+    choices: tuple[tuple[str, tuple[Choice, ...]], ...] = ()
     hparams: tuple[tuple[str, str, tuple[float, ...]], ...] = ()  # placeholder, key, defaults
     state: tuple[tuple[str, str, str], ...] = ()  # placeholder, key, local holding the new value
     local: tuple[tuple[str, str], ...] = ()  # placeholder, base name of a fresh local
     needs_other: bool = False
+    entry: str = ""  # the key of the returned dict that `combine` rewrites ("": the whole value)
 
 
+def source_text(value: Choice) -> str:
+    """A choice as code: a str is code already; anything else is written as its literal."""
+    return value if isinstance(value, str) else repr(value)
 
 
 def insert_term(tree: ast.Module, kind: str, rng: random.Random) -> tuple[str, str] | None:
@@ -149,7 +162,7 @@ def _try_term(tree: ast.Module, fn: ast.FunctionDef, kind: str, term: Term, rng:
         where = f"{names['x']} in {fn.name}"
     taken = all_names(tree)
     names.update({ph: fresh(base, taken) for ph, base in term.local})
-    names.update({ph: repr(rng.choice(values)) for ph, values in term.choices})
+    names.update({ph: source_text(rng.choice(values)) for ph, values in term.choices})
     hp_taken, key_taken = hparam_keys(tree), string_constants(tree)
     new_hp = {fresh(base, hp_taken): rng.choice(values) for _, base, values in term.hparams}
     names.update({ph: repr(key) for (ph, _, _), key in zip(term.hparams, new_hp, strict=True)})
@@ -159,7 +172,7 @@ def _try_term(tree: ast.Module, fn: ast.FunctionDef, kind: str, term: Term, rng:
         return None
     fn.body[at:at] = parse_statements(term.text.format(**names)) if term.text else []
     for ret in ends:
-        _combine(ret, term.combine, names, kind)
+        _combine(ret, term, names, kind)
     for key, value in new_hp.items():
         add_hparam(tree, key, value)
     for key, holder in new_state.items():
@@ -172,15 +185,39 @@ def _is_pair(ret: ast.Return) -> bool:
     return isinstance(ret.value, ast.Tuple) and len(ret.value.elts) == 2
 
 
-def _combine(ret: ast.Return, combine: str, names: dict[str, str], kind: str) -> None:
+def _combine(ret: ast.Return, term: Term, names: dict[str, str], kind: str) -> None:
+    combine = term.combine
     if not combine or combine == "{e}":
         return
     assert ret.value is not None  # _try_term checked that every return returns something
-    if kinds.proposal_kind(kind).returns_state:  # rewrite the value, the first element of (value, new_state)
+    if term.entry:
+        ret.value = rewrite_entry(ret.value, term.entry, combine, names, kinds.proposal_kind(kind).entries)
+    elif kinds.proposal_kind(kind).returns_state:  # rewrite the value, the first element of (value, new_state)
         elts = ret.value.elts  # type: ignore[attr-defined]
         elts[0] = parse_expr(combine.format(e=ast.unparse(elts[0]), **names))
     else:
         ret.value = parse_expr(combine.format(e=ast.unparse(ret.value), **names))
+
+
+def rewrite_entry(
+    value: ast.expr, key: str, combine: str, names: dict[str, str], entries: tuple[str, ...] = ()
+) -> ast.expr:
+    """`value`, a returned dict, with its entry `key` rewritten by `combine`, where {e} is the
+    entry's old value and {e_<k>} that of entry k (for each k of the literal, or of `entries`).
+    A dict literal that has the key is edited in place; any other value (a name, a call, a
+    literal with ** or without the key) becomes `{**value, key: ...}`, reading value[k]."""
+    literal = isinstance(value, ast.Dict) and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys)
+    if isinstance(value, ast.Dict) and literal:
+        keys = [k.value for k in value.keys]  # type: ignore[union-attr]
+        if key in keys and set(entries) <= set(keys):
+            old = {f"e_{k}": ast.unparse(v) for k, v in zip(keys, value.values, strict=True)}
+            at = keys.index(key)
+            value.values[at] = parse_expr(combine.format(e=old[f"e_{key}"], **old, **names))
+            return value
+    text = ast.unparse(value)
+    old = {f"e_{k}": f"({text})[{k!r}]" for k in (*entries, key)}
+    new = parse_expr(combine.format(e=old[f"e_{key}"], **old, **names))
+    return ast.Dict(keys=[None, ast.Constant(key)], values=[value, new])
 
 
 def _add_state(tree: ast.Module, update: ast.FunctionDef, key: str, holder: str) -> None:

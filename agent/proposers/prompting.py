@@ -19,9 +19,14 @@ from optforge.agent.llm.client import Message
 from optforge.agent.prompts import render
 from optforge.agent.proposers.base import ParentInfo, ProposalRequest, TaskFeedback
 from optforge.agent.proposers.kinds import proposal_kind
+from optforge.tasks.adapters import MAX_LR_TIMES_WD, SCALING_GROUPS
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.kinds import kind_spec
-from optforge.tasks.preference.task import preference_task
+from optforge.tasks.kinds.scaling_rule import MAX_EXPONENT
+from optforge.tasks.preference.task import PreferenceTask, preference_task
+from optforge.tasks.proxy import ProxyTask
+from optforge.tasks.scaling import corpus, model
+from optforge.tasks.scaling.task import GAP_CAP, ScalingTask, scaling_task
 from optforge.tasks.scoring import AGGREGATE_CLIP
 from optforge.tasks.suites import suite
 
@@ -51,32 +56,65 @@ def system_prompt(kind: str) -> str:
             "task_line",
             name=t.name,
             description=t.description,
-            steps=t.steps,
-            batch_size=t.batch_size,
+            steps=t.recipe.steps if isinstance(t, ScalingTask) else t.steps,
+            batch_size=t.recipe.batch if isinstance(t, ScalingTask) else t.batch_size,
         )
-        for t in suite(1, kind)
+        for t in _screen_tasks(kind)
     )
     examples = "\n\n".join(
         render("example", name=name, source=baseline_source(kind, name).strip("\n"))
         for name in proposal_kind(kind).examples
     )
-    # The clip (and the preference task's recipe) are substituted from the scorer, so the prompt
-    # cannot drift from what is computed.
+    # The clip (and the preference and scaling tasks' recipes) are substituted from the scorer, so
+    # the prompt cannot drift from what is computed.
     task = preference_task(1)
     return render(
         f"{kind}_system", tasks=tasks, examples=examples, clip=f"{AGGREGATE_CLIP:g}",
         betas=", ".join(f"{b:g}" for b in task.betas), kl_cap=f"{task.kl_cap:g}", lr=f"{task.recipe.lr:g}",
         steps=task.recipe.steps, batch=task.recipe.batch_pairs, chars=task.prepare.continuation_chars,
+        **_scaling_facts(),
+    )
+
+
+def _scaling_facts() -> dict[str, object]:
+    """The scaling task's screen and recipe, for the scaling_rule prompt (tier 1 only: the held-out
+    width is never named)."""
+    task = scaling_task(1)
+    recipe = task.recipe
+    return {
+        "widths": ", ".join(str(w) for w in task.widths), "base_width": task.base_width,
+        "groups": ", ".join(f'"{g}"' for g in SCALING_GROUPS), "max_lr_wd": f"{MAX_LR_TIMES_WD:g}",
+        "gap_cap": f"{GAP_CAP:g}", "max_exponent": f"{MAX_EXPONENT:g}", "scaling_steps": recipe.steps,
+        "scaling_batch": recipe.batch, "warmup": recipe.warmup, "beta1": f"{recipe.beta1:g}",
+        "beta2": f"{recipe.beta2:g}", "eps": f"{recipe.eps:g}", "context": model.CONTEXT,
+        "blocks": model.BLOCKS, "expansion": model.EXPANSION, "vocab": len(corpus.VOCAB),
+        "python": corpus.STDLIB_VERSION,
+    }
+
+
+def _screen_tasks(kind: str) -> list[ProxyTask] | list[PreferenceTask] | list[ScalingTask]:
+    """The screen's tasks as the system prompt lists them."""
+    return suite(1, kind)
+
+
+def _screen_names(kind: str) -> frozenset[str]:
+    """The names of the screen's results a prompt may show: a task's, or each width's of the
+    scaling task (one result per width)."""
+    return frozenset(
+        name
+        for t in _screen_tasks(kind)
+        for name in ([t.width_task(w) for w in t.widths] if isinstance(t, ScalingTask) else [t.name])
     )
 
 
 def user_prompt(request: ProposalRequest, mode: Mode, history_size: int) -> str:
-    screen = frozenset(t.name for t in suite(1, request.kind))
+    screen = _screen_names(request.kind)
+    digits = _score_digits(request.kind)
     return render(
         f"{request.kind}_user",
-        history=_section(_history(request, history_size)),
-        parents=_section(_parents(request.parents, screen)),
-        inspirations=_section(_inspirations(request.inspirations)),
+        history=_section(_history(request, history_size, digits)),
+        parents=_section(_parents(request.parents, screen, digits)),
+        inspirations=_section(_inspirations(request.inspirations, digits)),
         reply_format=render("reply_diff" if mode == "diff" else "reply_rewrite"),
     )
 
@@ -96,7 +134,7 @@ def _section(text: str) -> str:
     return f"{text}\n\n" if text else ""
 
 
-def _history(request: ProposalRequest, size: int) -> str:
+def _history(request: ProposalRequest, size: int, digits: int = 2) -> str:
     if size <= 0 or not request.history:
         return ""
     # OPRO shows earlier solutions in ascending order of score, so the best sit next to the
@@ -106,7 +144,7 @@ def _history(request: ProposalRequest, size: int) -> str:
         render(
             "history_entry",
             name=h.name,
-            score=_score(h.score),
+            score=_score(h.score, digits),
             status=h.status,
             excerpt=code_excerpt(h.source, request.kind),
         )
@@ -119,17 +157,17 @@ def _score_key(info: ParentInfo) -> float:
     return info.score if info.score is not None and math.isfinite(info.score) else -math.inf
 
 
-def _parents(parents: Sequence[ParentInfo], screen: frozenset[str]) -> str:
+def _parents(parents: Sequence[ParentInfo], screen: frozenset[str], digits: int = 2) -> str:
     if not parents:
         return ""
     shown = "\n\n".join(
         render(
             "parent",
             name=p.name,
-            score=_score(p.score),
+            score=_score(p.score, digits),
             status=p.status,
             source=p.source.strip("\n"),
-            feedback=_feedback(p.feedback, screen),
+            feedback=_feedback(p.feedback, screen, digits),
         )
         for p in parents
     )
@@ -138,17 +176,17 @@ def _parents(parents: Sequence[ParentInfo], screen: frozenset[str]) -> str:
     return render("parents_many", parents=shown, count=len(parents))
 
 
-def _inspirations(inspirations: Sequence[ParentInfo]) -> str:
+def _inspirations(inspirations: Sequence[ParentInfo], digits: int = 2) -> str:
     if not inspirations:
         return ""
     entries = "\n\n".join(
-        render("inspiration", name=i.name, score=_score(i.score), source=i.source.strip("\n"))
+        render("inspiration", name=i.name, score=_score(i.score, digits), source=i.source.strip("\n"))
         for i in inspirations
     )
     return render("inspirations", entries=entries)
 
 
-def _feedback(feedback: Sequence[TaskFeedback], screen: frozenset[str]) -> str:
+def _feedback(feedback: Sequence[TaskFeedback], screen: frozenset[str], digits: int = 2) -> str:
     kept = [f for f in feedback if f.task in screen]
     if len(kept) < len(feedback):
         dropped = sorted({f.task for f in feedback} - screen)
@@ -157,10 +195,10 @@ def _feedback(feedback: Sequence[TaskFeedback], screen: frozenset[str]) -> str:
         )
     if not kept:
         return render("feedback_none")
-    return render("feedback", lines="\n".join(_feedback_lines(f) for f in kept))
+    return render("feedback", lines="\n".join(_feedback_lines(f, digits) for f in kept))
 
 
-def _feedback_lines(f: TaskFeedback) -> str:
+def _feedback_lines(f: TaskFeedback, digits: int = 2) -> str:
     if f.status == "ok" and f.score is not None:
         verdict = (
             "feedback_level"
@@ -169,7 +207,7 @@ def _feedback_lines(f: TaskFeedback) -> str:
             if f.score > 1.0
             else "feedback_behind"
         )
-        line = render(verdict, task=f.task, score=_score(f.score))
+        line = render(verdict, task=f.task, score=_score(f.score, digits))
     elif f.error:
         line = render("feedback_failed", task=f.task, status=f.status, error=f.error)
     else:
@@ -186,15 +224,42 @@ def _feedback_lines(f: TaskFeedback) -> str:
         line += "\n" + render(
             "feedback_frontier", points=_points(f.frontier), reference=_points(f.reference_frontier)
         )
+    if f.hyperparameters:
+        line += "\n" + render(
+            "feedback_widths",
+            loss=_nats(f.final),
+            reference=_nats(f.reference_final),
+            gap=_nats_gap(f.final, f.reference_final),
+            groups="; ".join(f"{g} {lr:.3g}, {wd:.3g}" for g, lr, wd in f.hyperparameters),
+        )
+        if f.status == "ok" and f.error:  # a seed that diverged, counted at the cap
+            line += "\n" + render("feedback_note", error=f.error)
     return line
+
+
+def _nats(value: float | None) -> str:
+    return "none" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _nats_gap(value: float | None, reference: float | None) -> str:
+    """The loss minus the tuned optimum's, in nats; positive means the candidate is behind."""
+    if value is None or reference is None or not (math.isfinite(value) and math.isfinite(reference)):
+        return "?"
+    return f"{value - reference:+.3f}"
 
 
 def _points(points: Sequence[tuple[float, float, float]]) -> str:
     return "; ".join(f"beta {b:g}: KL {kl:.2f}, reward {r:+.3f}" for b, kl, r in points) or "none"
 
 
-def _score(score: float | None) -> str:
-    return "none" if score is None or not math.isfinite(score) else f"{score:.2f}"
+def _score(score: float | None, digits: int = 2) -> str:
+    return "none" if score is None or not math.isfinite(score) else f"{score:.{digits}f}"
+
+
+def _score_digits(kind: str) -> int:
+    """Decimals of the scores a prompt shows: two, but three for scaling rules, whose scores sit
+    within a few thousandths of 1.0 (exp(-gap), gaps of thousandths of a nat)."""
+    return 3 if kind_spec(kind).evaluation == "scaling" else 2
 
 
 def _numbers(values: Sequence[float]) -> str:

@@ -15,6 +15,9 @@ from typing import TypeVar, cast
 
 _Node = TypeVar("_Node", bound=ast.AST)
 TENSOR, SCALAR, INDEX, STATE, HPS = "tensor", "scalar", "index", "state", "hparams"
+# A string argument (a scaling rule's group name): compared, never computed with, so no operator
+# touches it.
+LABEL = "label"
 
 # Tensor methods whose result is not a tensor.
 _NON_TENSOR_METHODS = frozenset({"item", "tolist", "size", "dim", "numel", "long", "int", "bool"})

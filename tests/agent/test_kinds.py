@@ -76,7 +76,7 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 
 def test_an_unknown_kind_is_one_line_on_every_path():
     source = baseline_source("optimizer", "adamw")
-    assert check_source(source, "bogus") == ["unknown kind 'bogus': use one of optimizer, loss, schedule, preference_loss"]
+    assert check_source(source, "bogus") == ["unknown kind 'bogus': use one of optimizer, loss, schedule, preference_loss, scaling_rule"]
     for call in (
         lambda: kind_spec("bogus"),
         lambda: proposal_kind("bogus"),

@@ -27,9 +27,16 @@ def all_proposal_kinds() -> list[ProposalKind]:
 def _registry() -> dict[str, ProposalKind]:
     # Imported on first use: the kind modules build on the grammar, crossover and mutation code,
     # which look kinds up here.
-    from optforge.agent.proposers.kinds import loss, optimizer, preference_loss, schedule
+    from optforge.agent.proposers.kinds import (
+        loss,
+        optimizer,
+        preference_loss,
+        scaling_rule,
+        schedule,
+    )
 
-    specs = {spec.name: spec for spec in (optimizer.SPEC, loss.SPEC, schedule.SPEC, preference_loss.SPEC)}
+    modules = (optimizer, loss, schedule, preference_loss, scaling_rule)
+    specs = {module.SPEC.name: module.SPEC for module in modules}
     if tuple(specs) != KINDS:
         raise RuntimeError(f"agent kind modules define {tuple(specs)}, tasks declares {KINDS}")
     return specs

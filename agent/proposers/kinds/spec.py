@@ -12,9 +12,12 @@ import ast
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from optforge.agent.proposers.grammar import Term
 from optforge.tasks.kinds import kind_spec
+
+if TYPE_CHECKING:  # grammar looks kinds up here: importing it at run time would make a circle
+    from optforge.agent.proposers.grammar import Term
 
 # (parent a, parent b, kind, rng, b's name) -> (description, tag) or None; edits a in place.
 Crossover = Callable[[ast.Module, ast.Module, str, random.Random, str], "tuple[str, str] | None"]
@@ -32,6 +35,9 @@ class ProposalKind:
     returns_state: bool
     # How blend_functions combines two programs of the kind (loss: "sum"; schedule: ...).
     blends: tuple[str, ...] = ()
+    # The keys of the dict the main function returns, when it returns one (a scaling rule's "lr"
+    # and "weight_decay"): terms rewrite them one at a time, blends combine them key by key.
+    entries: tuple[str, ...] = ()
     prune: Callable[[ast.Module], None] | None = None  # kind-specific part of `simplify`
     examples: tuple[str, ...] = ()  # baselines an LLM prompt shows as worked examples
 

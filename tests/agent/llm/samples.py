@@ -167,3 +167,36 @@ def preference_request(*, tier2: bool = False) -> ProposalRequest:
 def schedule_request(*, tier2: bool = False) -> ProposalRequest:
     p = ParentInfo("s" * 64, "linear", SCHEDULE_SOURCE, 1.05, "ok", feedback(tier2))
     return ProposalRequest("schedule", (p,))
+
+
+SCALING_SOURCE = """def scale(width, base_width, group, base):
+    ratio = width / base_width
+    if group in ("hidden", "output"):
+        return {"lr": base["lr"] / ratio, "weight_decay": base["weight_decay"]}
+    return {"lr": base["lr"], "weight_decay": base["weight_decay"]}
+"""
+
+
+def _rule_values(width: int, base_width: int = 32) -> tuple[tuple[str, float, float], ...]:
+    ratio = width / base_width
+    return (("embedding", 0.0113, 0.2), ("hidden", 0.0113 / ratio, 0.2), ("output", 0.0113 / ratio, 0.2),
+            ("vector", 0.0113, 0.0))
+
+
+def scaling_request(*, tier2: bool = False) -> ProposalRequest:
+    fb = (
+        TaskFeedback("stdlib_resmlp_w64", "ok", 0.9960, final=1.4321, reference_final=1.4281,
+                     hyperparameters=_rule_values(64)),
+        TaskFeedback("stdlib_resmlp_w128", "ok", 1.0012, final=1.3377, reference_final=1.3389,
+                     hyperparameters=_rule_values(128)),
+        TaskFeedback("stdlib_resmlp_w256", "ok", 0.7261, final=1.6, reference_final=1.28,
+                     error="seed 0 diverged at step 1500 (counted as the 0.5-nat cap)",
+                     hyperparameters=_rule_values(256)),
+    )
+    if tier2:  # a selection bug upstream: the held-out width's result must not reach the prompt
+        fb += (TaskFeedback("stdlib_resmlp_heldout_w512", "ok", 3.5, final=9.9, reference_final=9.87,
+                            hyperparameters=_rule_values(512)),)
+    p = ParentInfo("r" * 64, "mup_like", SCALING_SOURCE, 0.97, "ok", fb)
+    return ProposalRequest(
+        "scaling_rule", (p,), history=(ParentInfo("rh" * 32, "mup_like", SCALING_SOURCE, 0.97, "ok"),)
+    )

@@ -24,6 +24,7 @@ from optforge.agent.proposers.prompting import (
 from optforge.tasks.contracts import KINDS
 from optforge.tasks.kinds import kind_spec
 from optforge.tasks.preference.task import preference_task
+from optforge.tasks.scaling.task import GAP_CAP, scaling_task
 from optforge.tasks.scoring import AGGREGATE_CLIP
 from optforge.tasks.suites import suite
 
@@ -33,11 +34,12 @@ from .samples import (
     loss_request,
     optimizer_request,
     preference_request,
+    scaling_request,
     schedule_request,
 )
 
 REQUESTS = {"optimizer": optimizer_request, "loss": loss_request, "schedule": schedule_request,
-            "preference_loss": preference_request}
+            "preference_loss": preference_request, "scaling_rule": scaling_request}
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 UPDATE = os.environ.get("OPTFORGE_UPDATE_GOLDEN") == "1"
@@ -52,6 +54,7 @@ CASES = {
     "loss_rewrite": lambda: build_messages(loss_request(), "rewrite", HISTORY_SIZE),
     "schedule_rewrite": lambda: build_messages(schedule_request(), "rewrite", HISTORY_SIZE),
     "preference_loss_rewrite": lambda: build_messages(preference_request(), "rewrite", HISTORY_SIZE),
+    "scaling_rule_rewrite": lambda: build_messages(scaling_request(), "rewrite", HISTORY_SIZE),
     "repair_contract": lambda: (
         repair_message(
             ["line 1: import of 'os' is not allowed; use only math, torch"], diff_failed=False
@@ -84,7 +87,7 @@ def test_prompt_matches_its_golden_file(case):
 def test_held_out_tasks_never_appear_in_a_prompt(make, mode):
     request = make(tier2=True)  # feedback on tier-2 tasks slipped into the request
     text = transcript(build_messages(request, mode, HISTORY_SIZE))
-    held_out = set(TIER2_TASKS) | {t.name for t in suite(2, request.kind)}
+    held_out = set(TIER2_TASKS) | {t.name for t in suite(2, request.kind)} | {scaling_task(2).name}
     assert [name for name in held_out if name in text] == []
     assert "3.50" not in text and "9.9" not in text  # nor their scores or frontier points
 
@@ -93,7 +96,10 @@ def test_held_out_tasks_never_appear_in_a_prompt(make, mode):
 def test_the_system_prompt_lists_exactly_the_screen_tasks(kind):
     system = build_messages(REQUESTS[kind](), "rewrite", HISTORY_SIZE)[0].content
     listed = re.findall(r"^- (\w+): ", system, flags=re.M)
-    assert listed == [t.name for t in suite(1, kind)]
+    if kind_spec(kind).evaluation == "scaling":  # one task, one result per width
+        assert listed == [scaling_task(1).name]
+    else:
+        assert listed == [t.name for t in suite(1, kind)]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -154,3 +160,29 @@ def test_no_prompt_calls_the_score_a_speed_up():
     for case in CASES:
         text = transcript(CASES[case]()).lower()
         assert not re.search(r"speed-?up|faster than the reference|half the steps", text), case
+
+
+def test_the_scaling_prompt_shows_each_width_gap_and_the_rule_values_but_nothing_held_out():
+    system, user = (m.content for m in build_messages(scaling_request(tier2=True), "rewrite", HISTORY_SIZE))
+    screen = scaling_task(1)
+    # the parent's per-width gaps in nats (loss - tuned optimum), with the values the rule gave there
+    assert "- stdlib_resmlp_w64: score 0.996, level with the reference" in user
+    assert "held-out loss 1.432 nats, tuned optimum at this width 1.428: gap +0.004 nats" in user
+    assert "gap -0.001 nats" in user and "gap +0.320 nats" in user
+    assert "hidden 0.00565, 0.2; output 0.00565, 0.2; vector 0.0113, 0" in user  # width 64: lr / 2
+    assert "hidden 0.00141, 0.2" in user  # width 256: lr / 8
+    assert "note: seed 0 diverged at step 1500" in user
+    assert "## mup_like: score 0.970 (ok)" in user  # three decimals: scores sit near 1.0
+    # the held-out width, its result and the rule's values there never appear
+    text = system + user
+    held_out = [w for w in scaling_task(2).widths if w not in screen.widths]
+    assert held_out and all(str(w) not in text for w in held_out)
+    assert "heldout" not in text and "9.87" not in text and "0.000706" not in text
+    # the recipe and guards come from the code that trains and checks
+    assert f"batches of {screen.recipe.batch} windows for {screen.recipe.steps} steps" in system
+    assert f"over {screen.recipe.warmup} steps" in system and "betas 0.9 and 0.95" in system
+    assert f"capped at {GAP_CAP:g} nats" in system and "lr x weight_decay <= 0.05" in system
+    assert "At each screened width (64, 128, 256)" in system
+    assert "no faster than width^4" in system and "data do not grow with width" in system
+    for group in ("embedding", "hidden", "output", "vector"):
+        assert f'- "{group}": ' in system

@@ -20,6 +20,7 @@ from .samples import (
     json_reply,
     optimizer_request,
     preference_request,
+    scaling_request,
 )
 
 RNG_SEED = 0
@@ -234,3 +235,24 @@ def test_a_preference_loss_is_asked_for_with_the_frontier_and_checked_against_it
     assert "divided by DPO's" in system and "def loss(policy_chosen_logps" in system
     assert "DPO:       beta 0.1: KL 13.10" in user  # each beta's (KL, reward), next to DPO's
     assert "must take 5 positional arguments" in repair["messages"][-1]["content"]
+
+
+CUBE_ROOT_RULE = """def scale(width, base_width, group, base):
+    ratio = width / base_width
+    if group in ("hidden", "output"):
+        return {"lr": base["lr"] / ratio, "weight_decay": base["weight_decay"] * ratio ** (1 / 3)}
+    return {"lr": base["lr"], "weight_decay": base["weight_decay"]}
+"""
+
+
+def test_a_scaling_rule_is_asked_for_with_each_width_gap_and_checked_against_its_contract(make_proposer, chat_server):
+    schedule = "def schedule(step, total_steps):\n    return 1.0\n"  # another kind's contract
+    chat_server.enqueue(completion(json_reply(schedule, name="wrong_kind")),
+                        completion(json_reply(CUBE_ROOT_RULE, name="mup_wd_cube_root")))
+    proposal = make_proposer().propose(scaling_request(), random.Random(RNG_SEED))
+    assert check_source(proposal.source, "scaling_rule") == [] and proposal.name == "mup_wd_cube_root"
+    first, repair = chat_server.requests
+    system, user = (m["content"] for m in first["messages"])
+    assert "def scale(width, base_width, group, base):" in system and "exp(-mean gap" in system
+    assert "gap +0.004 nats" in user and "hidden 0.00565, 0.2" in user  # each width's gap and values
+    assert "missing required function 'scale'" in repair["messages"][-1]["content"]

@@ -16,9 +16,10 @@ from optforge.agent.proposers.crossover import blend_functions, blend_updates, g
 from optforge.agent.proposers.kinds import proposal_kind
 from optforge.agent.proposers.mutate import MAX_NAME, MutationProposer, child_name, simplify
 from optforge.agent.proposers.operators import OPERATORS
-from optforge.tasks.adapters import CandidatePreferenceLoss
+from optforge.tasks.adapters import SCALING_GROUPS, CandidatePreferenceLoss, CandidateScalingRule
 from optforge.tasks.baselines import baseline_names, baseline_source
 from optforge.tasks.contracts import KINDS, check_source, load_candidate
+from optforge.tasks.kinds.scaling_rule import base_values
 
 BASELINES = [(kind, name) for kind in KINDS for name in baseline_names(kind)]
 SEEDS_PER_PARENT = 8
@@ -61,6 +62,11 @@ def run_candidate(source: str, kind: str) -> None:
         policy = (torch.randn(8) - 60).requires_grad_(True), (torch.randn(8) - 60).requires_grad_(True)
         reference = policy[0].detach() + torch.randn(8), policy[1].detach() + torch.randn(8)
         CandidatePreferenceLoss(candidate)(*policy, *reference, 0.5).mean().backward()
+    elif kind == "scaling_rule":  # guarded values (CandidateRuntimeError otherwise) where it trains
+        rule, base = CandidateScalingRule(candidate), base_values()
+        for width in (32, 64, 128, 256, 512):
+            for group in SCALING_GROUPS:
+                rule(width, 32, group, base[group])
     else:
         for step in range(0, 100, 9):
             float(candidate.fn("schedule")(step, 100))
