@@ -47,9 +47,9 @@ def print_tasks(tasks: Sequence[ProxyTask], preference: Sequence[PreferenceTask]
         table = Table(title="scaling task (kind scaling_rule; scored against each width's tuned optimum)")
         for column in ("tier", "task", "widths", "seeds", "steps", "batch", "description"):
             table.add_column(column)
-        for t in scaling:
-            table.add_row(str(t.tier), t.name, ", ".join(map(str, t.widths)), ", ".join(map(str, t.seeds)),
-                          str(t.recipe.steps), str(t.recipe.batch), t.description)
+        for st in scaling:
+            table.add_row(str(st.tier), st.name, ", ".join(map(str, st.widths)), ", ".join(map(str, st.seeds)),
+                          str(st.recipe.steps), str(st.recipe.batch), st.description)
         console.print(table)
 
 

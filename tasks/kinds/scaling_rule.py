@@ -58,7 +58,7 @@ def rule_table(candidate: Candidate, widths: tuple[int, ...], base_width: int = 
                base: dict[str, dict[str, float]] | None = None) -> dict[int, dict[str, tuple[float, float]]]:
     """width -> group -> (lr, weight decay), every value guarded (CandidateRuntimeError, one line)."""
     rule, base = CandidateScalingRule(candidate), base or base_values()
-    table = {}
+    table: dict[int, dict[str, tuple[float, float]]] = {}
     for width in widths:
         table[width] = {}
         for group in SCALING_GROUPS:

@@ -27,6 +27,8 @@ EXPANSION = 4
 
 
 class ResMLP(nn.Module):
+    positions: Tensor  # [0, 1, .., 31], a buffer so that it moves with the model
+
     def __init__(self, width: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if width < 1:

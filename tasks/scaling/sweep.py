@@ -153,13 +153,13 @@ def sweep_width(runs: Runs, width: int, base_lr: float, base_wd: float) -> dict[
 
     while True:
         first = runs.get(spec(k, j, 0) for k in ks for j in js)
-        bk, bj = min(((k, j) for k in ks for j in js), key=lambda c: first[spec(*c, 0)][0])
+        bk, bj = min(((k, j) for k in ks for j in js), key=lambda c: first[spec(c[0], c[1], 0)][0])
         if not (_extended(ks, bk, extensions, "k") | _extended(js, bj, extensions, "j")):
             break
-    ranked = sorted(((k, j) for k in ks for j in js), key=lambda c: first[spec(*c, 0)][0])[:CONFIRMED_CELLS]
+    ranked = sorted(((k, j) for k in ks for j in js), key=lambda c: first[spec(c[0], c[1], 0)][0])[:CONFIRMED_CELLS]
     confirmed = runs.get(spec(k, j, s) for k, j in ranked for s in REFERENCE_SEEDS)
-    mean = {c: sum(confirmed[spec(*c, s)][0] for s in REFERENCE_SEEDS) / len(REFERENCE_SEEDS) for c in ranked}
-    best = min(ranked, key=lambda c: mean[c])
+    mean = {c: sum(confirmed[spec(c[0], c[1], s)][0] for s in REFERENCE_SEEDS) / len(REFERENCE_SEEDS) for c in ranked}
+    bk, bj = min(ranked, key=lambda c: mean[c])
     every = {**first, **confirmed}
     cells = []
     for k in ks:
@@ -167,10 +167,10 @@ def sweep_width(runs: Runs, width: int, base_lr: float, base_wd: float) -> dict[
             seeds = {str(s): every[spec(k, j, s)][0] for s in REFERENCE_SEEDS if spec(k, j, s) in every}
             _, lr, wd = spec(k, j, 0).hyperparameters[1]
             cells.append({"k": k, "j": j, "lr": lr, "weight_decay": wd, "losses": seeds})
-    _, lr, wd = spec(*best, 0).hyperparameters[1]
-    return {"best": {"k": best[0], "j": best[1], "lr": lr, "weight_decay": wd,
-                     "losses": {str(s): confirmed[spec(*best, s)][0] for s in REFERENCE_SEEDS}},
-            "on_edge": best[0] in (ks[0], ks[-1]) or best[1] in (js[0], js[-1]),
+    _, lr, wd = spec(bk, bj, 0).hyperparameters[1]
+    return {"best": {"k": bk, "j": bj, "lr": lr, "weight_decay": wd,
+                     "losses": {str(s): confirmed[spec(bk, bj, s)][0] for s in REFERENCE_SEEDS}},
+            "on_edge": bk in (ks[0], ks[-1]) or bj in (js[0], js[-1]),
             "cells": cells, "seconds_per_run": sum(v[1] for v in every.values()) / len(every)}
 
 
