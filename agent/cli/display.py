@@ -13,7 +13,7 @@ from optforge.archive import EvaluationRecord
 from optforge.tasks.kinds import kind_spec
 from optforge.tasks.preference.task import PreferenceTask
 from optforge.tasks.proxy import ProxyTask
-from optforge.tasks.scaling.task import ScalingTask
+from optforge.tasks.scaling.task import GAP_CAP, ScalingTask
 
 # Rich wraps at 80 columns when stdout is not a terminal (CI logs, pipes): give tables room instead.
 console = Console() if Console().is_terminal else Console(width=160)
@@ -93,6 +93,14 @@ def print_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: str) -> Non
         _print_tier0_or_failure(ev)
 
 
+def _print_score_or_failure(ev: EvaluationRecord, score: str, meaning: str) -> None:
+    """The evaluation's score (`score`, formatted) and what it means, else how it ended."""
+    if ev.status == "ok" and ev.score is not None:
+        console.print(f"score {score} {_ci(ev.score_ci)} ({meaning})  [{ev.seconds:.1f} s]")
+    else:
+        _print_tier0_or_failure(ev)
+
+
 def _print_tier0_or_failure(ev: EvaluationRecord) -> None:
     if ev.status == "ok":
         batching = batching_text(ev.batching, ev.batching_note) or "-"
@@ -117,13 +125,8 @@ def _print_preference_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind:
             console.print(table)
         if t.status == "ok" and t.final is not None and t.reference_final is not None:
             console.print(f"{t.name}: area {t.final:.4f} {_ci(t.final_ci)}, DPO {t.reference_final:.4f}  [{t.seconds:.1f} s]")
-    if ev.status == "ok" and ev.score is not None:
-        console.print(
-            f"score {ev.score:.3f} {_ci(ev.score_ci)} (area under the reward-vs-KL hull up to the KL cap / DPO's; "
-            f"1.0 = as good as DPO, higher is better)  [{ev.seconds:.1f} s]"
-        )
-    else:
-        _print_tier0_or_failure(ev)
+    _print_score_or_failure(ev, f"{ev.score or 0:.3f}", "area under the reward-vs-KL hull up to the KL cap / DPO's; "
+                            "1.0 = as good as DPO, higher is better")
 
 
 def _print_scaling_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: str) -> None:
@@ -148,10 +151,5 @@ def _print_scaling_evaluation(path: pathlib.Path, ev: EvaluationRecord, kind: st
         for t in ev.tasks:
             if t.status == "ok" and t.error:
                 console.print(f"{t.name}: {t.error}")
-    if ev.status == "ok" and ev.score is not None:
-        console.print(
-            f"score {ev.score:.4f} {_ci(ev.score_ci)} (exp(-mean gap to each width's tuned optimum, capped at 0.5 "
-            f"nats); 1.0 = as good as tuning every width, higher is better)  [{ev.seconds:.1f} s]"
-        )
-    else:
-        _print_tier0_or_failure(ev)
+    _print_score_or_failure(ev, f"{ev.score or 0:.4f}", f"exp(-mean gap to each width's tuned optimum, capped at "
+                            f"{GAP_CAP:g} nats); 1.0 = as good as tuning every width, higher is better")
