@@ -15,6 +15,7 @@ import pytest
 from optforge.agent.campaign import cascade as campaign_cascade
 from optforge.agent.campaign.directory import effective_config
 from optforge.agent.campaign.loop import Campaign, CampaignParts
+from optforge.agent.campaign.rules import tier2_owed
 from optforge.agent.campaign.summary import summarize
 from optforge.agent.cli.main import main
 from optforge.agent.evaluation.baseline_cache import BaselineCache
@@ -83,6 +84,10 @@ def test_a_committed_archive_resumes_verifies_its_leaders_and_stops(campaign, tm
     with ArchiveStore.open(campaign / "archive.sqlite") as store:
         config = effective_config(store)
         old = {c.id for c in store.candidates()}
+        new = {c.id for c in store.candidates() if c.proposer != "seed"}
+        # Archives made before the verified-first rule owe tier 2 to its leaders; one made under it
+        # and finished (screen-150) owes nothing.
+        owed = set(tier2_owed([e for e in store.evaluations() if e.tier in (1, 2)], new, config.cascade, config.kind))
         n_before, events_before = len(store.evaluations()), len(store.events())
         parts = CampaignParts(runner=_FakeRunner(), cache=BaselineCache(tmp_path / "cache"),
                               proposer=_NoMoreProposals())
@@ -94,7 +99,7 @@ def test_a_committed_archive_resumes_verifies_its_leaders_and_stops(campaign, tm
         # campaign's own candidates only tier 2 is owed (the verified-first rule's leaders).
         assert all(c.proposer == "seed" for c in seeded)
         assert all(e.tier == 2 or e.candidate_id in {c.id for c in seeded} for e in added)
-        assert any(e.tier == 2 and e.candidate_id in old for e in added)
+        assert {e.candidate_id for e in added if e.tier == 2 and e.candidate_id in old} == owed
         pairs = [(e.candidate_id, e.tier) for e in store.evaluations()]
         assert len(pairs) == len(set(pairs))  # nothing evaluated twice
         this_run = [e.kind for e in store.events()[events_before:]]
