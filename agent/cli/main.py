@@ -32,6 +32,8 @@ from optforge.tasks.preference import prepare
 from optforge.tasks.preference.corpus import CorpusMissing, fetch
 from optforge.tasks.preference.task import PREFERENCE_TASKS
 from optforge.tasks.proxy import TASKS
+from optforge.tasks.scaling.corpus import CorpusError as ScalingCorpusError
+from optforge.tasks.scaling.reference import ReferenceMissing
 from optforge.tasks.scaling.reference import load as scaling_reference
 from optforge.tasks.scaling.task import SCALING_TASKS
 
@@ -51,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)
     try:
         return int(args.handler(args))
-    except (UsageError, CampaignUsageError, ConfigFileError, ReviewError, SandboxUnavailable, CorpusMissing) as exc:
+    except (UsageError, CampaignUsageError, ConfigFileError, ReviewError, SandboxUnavailable, CorpusMissing,
+            ReferenceMissing, ScalingCorpusError) as exc:
         print(f"optforge: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
