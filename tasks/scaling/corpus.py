@@ -29,7 +29,7 @@ STDLIB_SHA256 = "2e31e854ce7c5a39d3549a94420e7ba4b51281ef0f32fc8b6ddd601eff6d7d4
 VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
 UNKNOWN = "?"
 HELD_OUT_FILES = 9  # the last files in name order: 5% of the 168
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).resolve().parent / "data"  # the real path: the sandbox hides HELDOUT_FILE by it
 TRAIN_FILE = DATA / "stdlib-3.11.7-train.ids.xz"
 HELDOUT_FILE = DATA / "stdlib-3.11.7-heldout.ids.xz"
 
