@@ -55,7 +55,7 @@ def test_violations_are_one_actionable_line(source, fragment):
 
 def test_unknown_kind_is_rejected():
     assert check_source(GOOD_OPTIMIZER, "regularizer") == [
-        "unknown kind 'regularizer': use one of optimizer, loss, schedule, preference_loss"
+        "unknown kind 'regularizer': use one of optimizer, loss, schedule, preference_loss, scaling_rule"
     ]
 
 
