@@ -31,9 +31,9 @@ def mup(width: int) -> dict[str, tuple[float, float]]:
     return {"embedding": (BASE_LR, BASE_WD), "hidden": hidden, "output": hidden, "vector": (BASE_LR, 0.0)}
 
 
-@pytest.fixture(scope="module")
-def tiny_reference() -> Reference:
-    """muP's own runs as the tuned optimum: muP must then score exactly 1."""
+def mup_as_reference() -> Reference:
+    """muP's own runs, in this process, as the tuned optimum: muP must then score exactly 1 in any
+    sandbox that trains as this process does."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the sandbox's workers, so that the runs agree to the last bit
     try:
@@ -45,6 +45,11 @@ def tiny_reference() -> Reference:
     finally:
         torch.set_num_threads(threads)
     return Reference(TASK.base_width, BASE_LR, BASE_WD, widths, "tiny", {})
+
+
+@pytest.fixture(scope="module")
+def tiny_reference() -> Reference:
+    return mup_as_reference()
 
 
 @pytest.fixture(scope="module")

@@ -445,6 +445,22 @@ def test_optforge_evaluate_runs_in_docker_end_to_end(
     assert "tier 0" in out.out
 
 
+def test_a_scaling_rule_trains_in_containers_to_the_same_bits_as_in_this_process(runner: DockerRunner) -> None:
+    """The scaling task's training text ships inside the package the containers mount, and its runs
+    there match this process's: muP scores exactly 1 against its own in-process runs."""
+    from optforge.agent.config import EvaluationConfig
+    from optforge.agent.evaluation.evaluate import run_tier0
+    from optforge.agent.evaluation.scaling import evaluate_scaling
+    from optforge.tasks.baselines import baseline_source
+    from tests.agent.test_scaling_evaluation import KIND, TASK, mup_as_reference
+
+    config, source = EvaluationConfig(), baseline_source(KIND, "mup")
+    screened = run_tier0(source, KIND, runner, config)
+    result = evaluate_scaling(source, KIND, 1, screened, runner, config, task=TASK, ref=mup_as_reference())
+    assert result.status == "ok", result.error
+    assert result.score == pytest.approx(1.0, abs=1e-5)
+
+
 def test_evaluate_without_an_engine_says_how_to_start_one(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
