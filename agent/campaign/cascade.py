@@ -19,6 +19,7 @@ from optforge.agent.config import CampaignConfig
 from optforge.agent.evaluation.evaluate import contract_rejection, evaluate_tasks, run_tier0
 from optforge.agent.evaluation.runtime import code_commit
 from optforge.archive import CandidateRecord, EvaluationRecord, EventRecord
+from optforge.tasks.kinds import reference_label
 
 
 class Cascade:
@@ -80,7 +81,7 @@ class Cascade:
             lead = (f"; {best.ratio:.3f}x the runner-up {str(best.runner_up)[:8]} "
                     f"(CI {best.ci[0]:.3f}-{best.ci[1]:.3f}, {beyond})")
         self.parts.on_log(
-            f"champion: {best.candidate_id[:8]} {name}, {best.score:.3f} x tuned AdamW on tier 2{lead}"
+            f"champion: {best.candidate_id[:8]} {name}, {best.score:.3f} x {reference_label(self.kind)} on tier 2{lead}"
         )
 
     # -- the tiers ------------------------------------------------------------------------------

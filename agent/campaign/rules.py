@@ -74,7 +74,7 @@ class Champion:
     """The campaign's best on held-out tasks, and how far ahead of the next it is."""
 
     candidate_id: str
-    score: float  # its tier-2 score (x tuned AdamW)
+    score: float  # its tier-2 score (x the kind's reference: tuned AdamW, DPO, ...)
     score_ci: tuple[float, float] | None
     runner_up: str | None = None  # the next-best verified candidate; None when it is the only one
     runner_up_score: float | None = None
