@@ -180,6 +180,11 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     return (mean - half, mean + half)
 
 
+def t_interval(values: np.ndarray) -> tuple[float, float] | None:
+    """The 95% t-interval of the mean, or None with fewer than two values: no interval to claim."""
+    return mean_ci(values) if len(values) >= 2 else None
+
+
 def _percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     lo, hi = np.percentile(samples, [50 * (1 - level), 50 * (1 + level)])
     return (float(lo), float(hi))

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from optforge.agent.config import EvaluationConfig
 from optforge.agent.evaluation.baseline_cache import BaselineCache
@@ -33,7 +32,7 @@ from optforge.tasks.kinds import kind_spec
 from optforge.tasks.preference import frontier, prepare
 from optforge.tasks.preference.gpt import CharGPT
 from optforge.tasks.preference.task import PreferenceTask, preference_task
-from optforge.tasks.scoring import HIGHER_IS_BETTER, SCORE_CAP, SCORE_FLOOR
+from optforge.tasks.scoring import HIGHER_IS_BETTER, SCORE_CAP, SCORE_FLOOR, t_interval
 
 ENTRY = "optforge.tasks.jobs:run_job"
 METRIC = "reward_kl_auc"
@@ -202,23 +201,16 @@ def score(judge: Evaluator, own: Alignment, reference: Alignment) -> TaskResult:
     ref_aucs = np.array([frontier.auc(frontier.hull(reference.points(s), judge.r0), task.kl_cap)
                          for s in range(len(reference.seeds))])
     ratio = float(np.clip(aucs.mean() / ref_aucs.mean(), SCORE_FLOOR, SCORE_CAP)) if ref_aucs.mean() > 0 else SCORE_FLOOR
-    diff_ci = _t_interval(aucs - ref_aucs)
+    diff_ci = t_interval(aucs - ref_aucs)
     score_ci = None if diff_ci is None else tuple(
         float(np.clip(1 + d / ref_aucs.mean(), SCORE_FLOOR, SCORE_CAP)) for d in diff_ci)
     return TaskResult(
         name, "ok", METRIC, score=ratio, score_ci=score_ci,  # type: ignore[arg-type]
-        final=float(aucs.mean()), final_ci=_t_interval(aucs), reference_final=float(ref_aucs.mean()),
+        final=float(aucs.mean()), final_ci=t_interval(aucs), reference_final=float(ref_aucs.mean()),
         paired_diff_ci=diff_ci, seconds=own.seconds, seed_finals=tuple(float(a) for a in aucs),
         frontier=mean_points(own), reference_frontier=mean_points(reference),
     )
 
-
-def _t_interval(values: np.ndarray) -> tuple[float, float] | None:
-    """95% t-interval of the mean (None with fewer than two values)."""
-    if len(values) < 2:
-        return None
-    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return float(values.mean()) - half, float(values.mean()) + half
 
 
 def mean_points(alignment: Alignment) -> tuple[tuple[float, float, float], ...]:

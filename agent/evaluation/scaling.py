@@ -26,7 +26,7 @@ from optforge.tasks.jobs import InvalidResult, checked_scale_result, checked_sca
 from optforge.tasks.scaling import evaluation, reference
 from optforge.tasks.scaling.task import GAP_CAP, ScalingTask, scaling_task
 from optforge.tasks.scaling.train import Hyperparameters
-from optforge.tasks.scoring import mean_ci
+from optforge.tasks.scoring import t_interval
 
 ENTRY = "optforge.tasks.jobs:run_job"
 METRIC = "heldout_loss"
@@ -146,13 +146,13 @@ def width_result(
     optimum = ref.at(width)
     gaps = np.array([capped_gap(r, optimum.losses[s]) for r, s in zip(mine, task.seeds, strict=True)])
     losses = np.array([optimum.losses[s] for s in task.seeds]) + gaps  # a diverged run counts at the cap
-    gap_ci = _t_interval(gaps)
+    gap_ci = t_interval(gaps)
     diverged = [f"seed {s} diverged at step {r.diverged_at}" for r, s in zip(mine, task.seeds, strict=True)
                 if r.diverged_at is not None or not math.isfinite(r.loss or 0.0)]
     return TaskResult(
         name, "ok", METRIC, score=math.exp(-gaps.mean()),
         score_ci=None if gap_ci is None else (math.exp(-gap_ci[1]), math.exp(-gap_ci[0])),
-        final=float(losses.mean()), final_ci=_t_interval(losses), reference_final=float(np.mean(list(
+        final=float(losses.mean()), final_ci=t_interval(losses), reference_final=float(np.mean(list(
             optimum.losses[s] for s in task.seeds))),
         paired_diff_ci=gap_ci, lr=hyperparameters["hidden"][0], reference_lr=optimum.lr, seconds=seconds,
         seed_finals=tuple(float(v) for v in losses), hyperparameters=hp,
@@ -165,10 +165,6 @@ def aggregate(task: ScalingTask, runs: dict[tuple[int, int], WidthRun], ref: ref
     seed's mean gap over the widths) when there are several."""
     per_seed = np.array([np.mean([capped_gap(runs[w, s], ref.at(w).losses[s]) for w in task.widths])
                          for s in task.seeds])
-    ci = _t_interval(per_seed)
+    ci = t_interval(per_seed)
     return math.exp(-per_seed.mean()), None if ci is None else (math.exp(-ci[1]), math.exp(-ci[0]))
 
-
-def _t_interval(values: np.ndarray) -> tuple[float, float] | None:
-    """95% t-interval of the mean (None with fewer than two values: no interval to claim)."""
-    return mean_ci(values) if len(values) >= 2 else None

@@ -87,15 +87,16 @@ def align(candidate: Candidate, data: TrainData, beta: float, seed: int, recipe:
                          pairs["reference_rejected_logps"][idx], beta)
         loss = losses.mean()
         if not torch.isfinite(loss):
-            return PolicyRun(_weights(policy), step)
+            return PolicyRun(model_weights(policy), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), recipe.clip)
         if not torch.isfinite(norm):
-            return PolicyRun(_weights(policy), step)
+            return PolicyRun(model_weights(policy), step)
         opt.step()
-    return PolicyRun(_weights(policy), None)
+    return PolicyRun(model_weights(policy), None)
 
 
-def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def model_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A job's reply: the model's state as contiguous tensors detached from it."""
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}

@@ -18,6 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from ..adapters import MAX_LR_TIMES_WD, SCALING_GROUPS
+from ..preference.train import model_weights
 from .model import CONTEXT, ResMLP
 
 Hyperparameters = dict[str, tuple[float, float]]  # group -> (lr, weight decay)
@@ -97,12 +98,12 @@ def train(width: int, hyperparameters: Hyperparameters, seed: int, ids: torch.Te
         context, target = windows(ids, starts)
         loss = F.cross_entropy(model(context), target)
         if not torch.isfinite(loss):
-            return Run(_weights(model), step, math.inf)
+            return Run(model_weights(model), step, math.inf)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return Run(_weights(model), None, sum(losses[-100:]) / len(losses[-100:]))
+    return Run(model_weights(model), None, sum(losses[-100:]) / len(losses[-100:]))
 
 
 @torch.no_grad()
@@ -114,7 +115,3 @@ def heldout_loss(model: ResMLP, contexts: torch.Tensor, targets: torch.Tensor, b
         logits = model(contexts[i:i + batch])
         total += float(F.cross_entropy(logits.double(), targets[i:i + batch], reduction="sum"))
     return total / len(targets)
-
-
-def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
