@@ -15,10 +15,9 @@ import torch
 
 from ..adapters import CandidatePreferenceLoss
 from ..contracts import Candidate
-from ..proxy import ProxyTask
 from ..tier0 import Tier0Report, digest, fixed, record_batching
 from ..training import TrainSpec
-from .spec import ExportSpec, KindSpec, SweepPlan
+from .spec import ExportSpec, KindSpec, SweepPlan, no_proxy_task
 
 TIER0_BETAS = (0.1, 0.3, 1.0, 3.0)
 
@@ -78,10 +77,6 @@ discovered_preference_loss = DiscoveredPreferenceLoss()  # the same, called as a
 __all__ = ["CANDIDATE", "PROVENANCE", "DiscoveredPreferenceLoss", "discovered_preference_loss"]'''
 
 
-def _no_proxy_task(task: ProxyTask) -> bool:
-    return False
-
-
 SPEC = KindSpec(
     name="preference_loss",
     summary="a DPO-style preference loss: loss(policy_chosen_logps, policy_rejected_logps, "
@@ -90,7 +85,7 @@ SPEC = KindSpec(
     baselines="preference_losses",
     tier0=_preference_checks,
     train_spec=train_spec,
-    runs_on=_no_proxy_task,
+    runs_on=no_proxy_task,
     metric=lambda task: "reward_kl_auc",
     reference=("preference_loss", "dpo"),
     sweep=SweepPlan(hyperparameter="beta", centre="reference"),

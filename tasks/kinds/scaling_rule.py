@@ -23,10 +23,9 @@ import torch
 
 from ..adapters import SCALING_GROUPS, CandidateRuntimeError, CandidateScalingRule
 from ..contracts import Candidate
-from ..proxy import ProxyTask
 from ..tier0 import Tier0Report, digest, record_batching
 from ..training import TrainSpec
-from .spec import ExportSpec, KindSpec
+from .spec import ExportSpec, KindSpec, no_proxy_task
 
 BASE_WIDTH = 32
 # Base values for tier 0's probes: the shipped reference's when there is one (it always ships),
@@ -115,10 +114,6 @@ def param_groups(model: torch.nn.Module, width: int, base_width: int, base: dict
 __all__ = ["CANDIDATE", "PROVENANCE", "default_parameter_group", "discovered_scale", "param_groups"]'''
 
 
-def _no_proxy_task(task: ProxyTask) -> bool:
-    return False
-
-
 SPEC = KindSpec(
     name="scaling_rule",
     summary="a width-scaling rule: scale(width, base_width, group, base) -> {'lr', 'weight_decay'} "
@@ -127,7 +122,7 @@ SPEC = KindSpec(
     baselines="scaling_rules",
     tier0=_scaling_checks,
     train_spec=train_spec,
-    runs_on=_no_proxy_task,
+    runs_on=no_proxy_task,
     metric=lambda task: "heldout_loss",
     reference=("scaling_rule", "mup"),
     sweep=None,

@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from ..training import TrainSpec
 
 
+def no_proxy_task(task: ProxyTask) -> bool:
+    """KindSpec.runs_on of a kind scored on a task of its own (the preference or the scaling task)."""
+    return False
+
+
 @dataclass(frozen=True)
 class SweepPlan:
     """The hyperparameter swept on every task (the shared grid of agent/config.py SweepConfig) and
