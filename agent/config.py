@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from optforge.archive import SelectionParams
+from optforge.tasks.baselines import baseline_names
 from optforge.tasks.contracts import Kind
 from optforge.tasks.kinds import kind_spec
 from optforge.tasks.paths import cache_dir  # noqa: F401  (re-exported: callers import it from here)
@@ -277,11 +278,36 @@ class CampaignConfig(_Frozen):
         description="weights of the `mix` proposer",
     )
     seed: int = Field(0, ge=0, description="seeds the campaign's random choices")
+    # The bundled baselines the search starts from (its seed programs), by name; None: all of the
+    # kind's. Fewer seeds reach new candidates sooner: each seed costs a full tier-1 evaluation.
+    start_from: list[str] | None = Field(None, min_length=1, description="baselines to start from")
     budget: BudgetConfig = BudgetConfig()
     search: SearchConfig = SearchConfig()
     cascade: CascadeConfig = CascadeConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     llm: LLMConfig = LLMConfig()
+
+    @model_validator(mode="after")
+    def _known_baselines(self) -> CampaignConfig:
+        if self.start_from is None:
+            return self
+        known = baseline_names(self.kind)
+        unknown = [name for name in self.start_from if name not in known]
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_baseline",
+                "start_from names no {kind} baseline {unknown}: choose from {known}",
+                {"kind": self.kind, "unknown": ", ".join(unknown), "known": ", ".join(known)},
+            )
+        if len(set(self.start_from)) != len(self.start_from):
+            raise PydanticCustomError(
+                "repeated_baseline", "start_from names a baseline twice: list each once"
+            )
+        return self
+
+    def seed_names(self) -> list[str]:
+        """The baselines this campaign starts from, in archive order."""
+        return list(self.start_from) if self.start_from is not None else baseline_names(self.kind)
 
 
 def llm_configured(config: LLMConfig) -> bool:

@@ -40,7 +40,7 @@ from optforge.agent.campaign.summary import SEED_PROPOSER
 from optforge.agent.config import CampaignConfig
 from optforge.agent.proposers.base import Proposal, ProposalFailed, ProposalRequest, Proposer
 from optforge.archive import ArchiveStore, CandidateRecord, EventRecord, seed_islands
-from optforge.tasks.baselines import baseline_names, baseline_source
+from optforge.tasks.baselines import baseline_source
 
 __all__ = ["MAX_FRUITLESS", "Campaign", "CampaignParts"]
 
@@ -131,7 +131,7 @@ class Campaign:
     def _seed(self) -> None:
         """Store the bundled baselines of the kind, dealt over the islands. Idempotent: a run
         killed half-way through seeding completes it on resume with the same placement."""
-        names = baseline_names(self.kind)
+        names = self.config.seed_names()
         seeds = [
             CandidateRecord.new(baseline_source(self.kind, n), self.kind, n, proposer=SEED_PROPOSER)
             for n in names

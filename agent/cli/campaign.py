@@ -67,6 +67,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--model", help="LLM model name (implies the llm proposer unless --proposer says otherwise)"
     )
+    run.add_argument(
+        "--start-from",
+        type=_names,
+        metavar="NAME,...",
+        help="the bundled baselines the search starts from, comma-separated (default: all of the "
+        "kind's; each costs a tier-1 evaluation before the first new candidate)",
+    )
     _add_spending(run)
     run.set_defaults(handler=cmd_run)
 
@@ -126,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--kind": args.kind,
             "--proposer": args.proposer,
             "--model": args.model,
+            "--start-from": args.start_from,
         }
         given = [flag for flag, value in fixed.items() if value is not None]
         if given:
@@ -168,7 +176,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _new_config(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(args.config) if args.config else CampaignConfig()
-    chosen: dict[str, Any] = {"kind": args.kind, "proposer": args.proposer, "llm.model": args.model}
+    chosen: dict[str, Any] = {
+        "kind": args.kind,
+        "proposer": args.proposer,
+        "llm.model": args.model,
+        "start_from": args.start_from,
+    }
     if args.model and not args.proposer:
         chosen["proposer"] = "llm"  # naming a model means using it
     chosen.update(_spending(args))
@@ -177,6 +190,13 @@ def _new_config(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             set_dotted(data, dotted, value)
     return data
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one baseline, e.g. adamw,nesterov")
+    return names
 
 
 def _spending(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,7 +222,10 @@ def _validated(data: dict[str, Any]) -> CampaignConfig:
 
 
 def _one_line(exc: ValidationError) -> str:
-    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in exc.errors()
+    ]
     return "invalid campaign setting: " + "; ".join(problems)
 
 

@@ -581,6 +581,15 @@ def test_init_writes_a_config_that_run_accepts(cache, cli, tmp_path):
         (("run", "--config", "{tmp}/missing.toml", "--dir", "{tmp}/new"), "no such file"),
         (("resume", "{tmp}"), "no campaign in"),
         (("run", "--dir", "{campaign}", "--kind", "loss"), "already holds a campaign"),
+        (("run", "--dir", "{campaign}", "--start-from", "focal"), "already holds a campaign"),
+        (
+            ("run", "--kind", KIND, "--dir", "{tmp}/new", "--start-from", "focal,adamw"),
+            f"start_from names no {KIND} baseline adamw: choose from cross_entropy, focal, ",
+        ),
+        (
+            ("run", "--kind", KIND, "--dir", "{tmp}/new", "--start-from", "focal,focal"),
+            "start_from names a baseline twice",
+        ),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_2(grown, cli, tmp_path, args, message):
@@ -602,6 +611,30 @@ def test_bad_input_from_a_real_process_exits_2(cache, tmp_path):
         f"optforge: error: no campaign in {tmp_path} (no archive.sqlite): start one with "
         f"`optforge run --dir {tmp_path}`"
     ]
+
+
+def test_start_from_seeds_only_the_named_baselines_and_the_search_grows_from_them(
+    cache, config_file, tmp_path
+):
+    directory = tmp_path / "D"
+    out = optforge(
+        "run", "--config", config_file, "--dir", directory, "--budget", 2,
+        "--start-from", "focal", cache=cache, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    snap = read(directory)
+    seeds = [c for c in snap.candidates if c.proposer == SEED]
+    assert [s.name for s in seeds] == ["focal"]
+    new = [c for c in snap.candidates if c.proposer != SEED]
+    assert len(new) == 2 and all(c.parent_ids for c in new)
+    # Every child descends from the one seed: no other baseline was ever in the archive to breed.
+    ids = {c.id: c for c in snap.candidates}
+    for child in new:
+        ancestor = child
+        while ancestor.parent_ids:
+            ancestor = ids[ancestor.parent_ids[0]]
+        assert ancestor.name == "focal"
+    assert load_config(directory / "campaign.toml").start_from == ["focal"]
 
 
 def test_status_prints_the_counts_and_json(grown, cli):
