@@ -93,12 +93,29 @@ class SandboxConfig(_Frozen):
     gpus: Literal["all"] | Annotated[int, Field(ge=1)] | None = None
 
 
+class ExecutorConfig(_Frozen):
+    """Where sandbox jobs run: this machine's pool of warm workers, or Ray actors across a cluster,
+    each owning one warm worker of the configured sandbox backend on its node (sandbox/ray_runner.py).
+    The campaign loop, the archive and the scoring stay on this machine either way."""
+
+    engine: Literal["local", "ray"] = "local"
+    # ray only: None starts a private Ray instance on this machine; "auto" joins the cluster this
+    # machine is part of; "host:port" joins the cluster whose head listens there.
+    address: str | None = None
+    num_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per actor")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs Ray reserves per actor (1: a device each)")
+    # How long one actor may take to start: a node's first one exports the train splits (and the
+    # preference task's data, minutes, once per node) and imports torch.
+    start_timeout_s: float = Field(900.0, gt=0)
+
+
 class EvaluationConfig(_Frozen):
     seeds: dict[int, Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: {1: 8, 2: 4}, description="seeds per tier (tiers 1 and 2)"
     )
     sweep: SweepConfig = SweepConfig()
     sandbox: SandboxConfig = SandboxConfig()
+    executor: ExecutorConfig = ExecutorConfig()
     # The most batched mode a job may use (tasks/vectorized.py): tier 0 picks the most batched mode
     # that a candidate's code runs in, and this caps it. Every mode gives the same scores, so this
     # only changes cost; "vmap" or "loop" are for diagnosis and benchmarks.

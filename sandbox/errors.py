@@ -8,7 +8,8 @@ class SandboxError(RuntimeError):
 
 
 class SandboxUnavailable(SandboxError):
-    """The requested isolation (bubblewrap) is not available on this machine."""
+    """What the user asked for cannot run here: the requested isolation (bubblewrap), the Docker
+    engine or image, or the Ray cluster (unreachable, too small, a node on other optforge code)."""
 
 
 class UnisolatedSandboxWarning(UserWarning):

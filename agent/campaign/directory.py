@@ -23,6 +23,9 @@ RESUME_OVERRIDES = {
     ("evaluation", "sandbox", "workers"),
     ("evaluation", "sandbox", "allow_unisolated"),
     ("evaluation", "sandbox", "backend"),
+    # Where jobs run, not what they compute: scores are the same on any executor.
+    ("evaluation", "executor", "engine"),
+    ("evaluation", "executor", "address"),
 }
 
 

@@ -94,6 +94,24 @@ def add_sandbox_flag(parser: argparse.ArgumentParser) -> None:
         help="where candidates run: bubblewrapped processes (default) or Docker containers "
         "(build the image first: optforge sandbox build)",
     )
+    parser.add_argument(
+        "--executor", choices=("local", "ray"),
+        help="where sandbox jobs run: this machine's workers (default) or Ray actors, one warm "
+        "sandbox worker each (pip install 'optforge[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address", metavar="ADDRESS",
+        help="the Ray cluster to join (\"auto\" or host:port; implies --executor ray); default: "
+        "a private Ray instance on this machine",
+    )
+
+
+def executor_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--executor/--ray-address as dotted config keys (an address means Ray)."""
+    engine = args.executor or ("ray" if args.ray_address else None)
+    if engine == "local" and args.ray_address:
+        raise CampaignUsageError("--ray-address needs --executor ray (or no --executor)")
+    return {"evaluation.executor.engine": engine, "evaluation.executor.address": args.ray_address}
 
 
 def _add_spending(parser: argparse.ArgumentParser) -> None:
@@ -208,6 +226,7 @@ def _spending(args: argparse.Namespace) -> dict[str, Any]:
         "evaluation.sandbox.workers": args.workers,
         "evaluation.sandbox.allow_unisolated": True if args.allow_unisolated else None,
         "evaluation.sandbox.backend": args.sandbox,
+        **executor_overrides(args),
     }
     overrides = {key: value for key, value in chosen.items() if value is not None}
     assert all(tuple(k.split(".")) in RESUME_OVERRIDES for k in overrides)
@@ -278,7 +297,7 @@ def _run(
         with (
             sigterm_as_interrupt(),
             open_runner(config.evaluation.sandbox, cache_dir(), campaign=str(directory.resolve()),
-                        kind=config.kind) as runner,
+                        kind=config.kind, executor=config.evaluation.executor) as runner,
             LiveDisplay() as display,
         ):
             parts = CampaignParts(

@@ -16,12 +16,13 @@ from optforge.agent.cli.campaign import (
     ConfigFileError,
     add_commands,
     add_sandbox_flag,
+    executor_overrides,
     sigterm_as_interrupt,
 )
 from optforge.agent.cli.export import add_export_command
 from optforge.agent.cli.review import ReviewError, add_review_commands
 from optforge.agent.cli.sandbox import add_commands as add_sandbox_commands
-from optforge.agent.config import EvaluationConfig, SandboxConfig, cache_dir
+from optforge.agent.config import EvaluationConfig, ExecutorConfig, SandboxConfig, cache_dir
 from optforge.agent.evaluation.baseline_cache import BaselineCache
 from optforge.agent.evaluation.evaluate import contract_rejection, evaluate, evaluation_json
 from optforge.agent.evaluation.runtime import open_runner
@@ -138,11 +139,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     sandbox = SandboxConfig(workers=args.workers, allow_unisolated=args.allow_unisolated,
                             backend=args.sandbox or "process")
     seeds = {args.tier: args.seeds} if args.seeds else EvaluationConfig().seeds
-    config = EvaluationConfig(seeds=seeds, sandbox=sandbox)
+    chosen = {k.split(".")[-1]: v for k, v in executor_overrides(args).items() if v is not None}
+    config = EvaluationConfig(seeds=seeds, sandbox=sandbox, executor=ExecutorConfig(**chosen))
     cache = cache_dir()
     result = contract_rejection(source, kind, args.tier)
     if result is None:  # only start sandbox workers for a candidate that passes the static check
-        with sigterm_as_interrupt(), open_runner(config.sandbox, cache, kind=kind) as runner:
+        with sigterm_as_interrupt(), open_runner(config.sandbox, cache, kind=kind,
+                                                           executor=config.executor) as runner:
             if not args.json:
                 display.print_progress(f"evaluating {args.path} as a {kind} candidate at tier {args.tier} ...")
             result = evaluate(source, kind, args.tier, runner, config, BaselineCache(cache))

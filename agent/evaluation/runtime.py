@@ -13,9 +13,10 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from optforge.agent.config import SandboxConfig
-from optforge.sandbox import DockerRunner, ProcessRunner, Runner
+from optforge.agent.config import ExecutorConfig, SandboxConfig, cache_dir
+from optforge.sandbox import DockerRunner, ProcessRunner, Runner, SandboxUnavailable
 from optforge.tasks.data import DATASETS, heldout_source_paths
 from optforge.tasks.jobs import MANIFEST, export_train_splits
 from optforge.tasks.kinds import kind_spec
@@ -64,15 +65,32 @@ def task_data(kind: str | None) -> prepare.Prepared | None:
 
 @contextmanager
 def open_runner(
-    config: SandboxConfig, cache: pathlib.Path, campaign: str = "evaluate", kind: str | None = None
+    config: SandboxConfig,
+    cache: pathlib.Path,
+    campaign: str = "evaluate",
+    kind: str | None = None,
+    executor: ExecutorConfig | None = None,
 ) -> Iterator[Runner]:
-    """The configured backend, warmed with the train splits (and the data `kind` needs besides).
-    `campaign` labels Docker containers, so that the next run of the same campaign can remove what
-    a killed one left."""
-    data_dir = train_data_dir(cache, task_data(kind))
+    """The configured backend, warmed with the train splits (and the data `kind` needs besides):
+    on this machine, or on Ray actors across a cluster when `executor` says so. `campaign` labels
+    Docker containers, so that the next run of the same campaign can remove what a killed one left."""
     runner: Runner
+    if executor is not None and executor.engine == "ray":
+        runner = ray_runner(config, executor, campaign, kind)
+    else:
+        runner = local_runner(config, cache, campaign, kind)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+def local_runner(
+    config: SandboxConfig, cache: pathlib.Path, campaign: str, kind: str | None
+) -> Runner:
+    data_dir = train_data_dir(cache, task_data(kind))
     if config.backend == "docker":
-        runner = DockerRunner(
+        return DockerRunner(
             workers=config.workers,
             warmup=WARMUP,
             data_dir=data_dir,
@@ -82,18 +100,56 @@ def open_runner(
             gpus=config.gpus,
             memory_mb=config.memory_mb,
         )
-    else:
-        runner = ProcessRunner(
-            workers=config.workers,
-            warmup=WARMUP,
-            data_dir=data_dir,
-            hidden_paths=heldout_source_paths(),
-            allow_unisolated=config.allow_unisolated,
+    return ProcessRunner(
+        workers=config.workers,
+        warmup=WARMUP,
+        data_dir=data_dir,
+        hidden_paths=heldout_source_paths(),
+        allow_unisolated=config.allow_unisolated,
+    )
+
+
+def ray_runner(
+    config: SandboxConfig, executor: ExecutorConfig, campaign: str, kind: str | None
+) -> Runner:
+    """Ray actors that each build `node_runner` on their node. What travels: the sandbox settings,
+    the kind and this driver's code identity, never data (each node exports its own train splits
+    from its own optforge install, and hides the held-out sources as the local runner does)."""
+    from optforge.sandbox.ray_runner import RayRunner  # ray is an optional extra
+
+    node_kwargs = {
+        "sandbox": config.model_copy(update={"workers": 1}).model_dump(mode="json"),
+        "campaign": campaign,
+        "kind": kind,
+        "driver_code": code_commit(),
+    }
+    return RayRunner(
+        NODE_FACTORY,
+        node_kwargs,
+        address=executor.address,
+        actors=config.workers,
+        num_cpus=executor.num_cpus,
+        num_gpus=executor.num_gpus,
+        start_timeout_s=executor.start_timeout_s,
+    )
+
+
+NODE_FACTORY = "optforge.agent.evaluation.runtime:node_runner"
+
+
+def node_runner(
+    sandbox: dict[str, Any], campaign: str, kind: str | None, driver_code: str | None
+) -> Runner:
+    """Called by a Ray actor on its node: the local runner with one warm worker, after checking
+    that this node scores with the same optforge code as the driver (a score must trace to one
+    version of the tasks)."""
+    here = code_commit()
+    if driver_code is not None and here != driver_code:
+        raise SandboxUnavailable(
+            f"this node runs optforge {here}, the campaign's driver {driver_code}: install the "
+            "same optforge version on every node"
         )
-    try:
-        yield runner
-    finally:
-        runner.close()
+    return local_runner(SandboxConfig.model_validate(sandbox), cache_dir(), campaign, kind)
 
 
 @functools.cache

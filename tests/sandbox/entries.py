@@ -40,3 +40,15 @@ def bad_return(payload: dict[str, Any], scratch: Path) -> Any:
 
 def broken_warm_up(data_dir: Path | None) -> None:
     raise RuntimeError("no training data here")
+
+
+def ray_node(data_dir: str | None = None, fail: str | None = None) -> Any:
+    """A Ray actor's local runner for tests/sandbox/test_ray_runner.py: one warm bubblewrap worker
+    with this module's warm-up (``fail`` makes the node refuse to start, as a misconfigured node
+    does)."""
+    from optforge.sandbox import ProcessRunner
+
+    if fail is not None:
+        raise RuntimeError(fail)
+    return ProcessRunner(workers=1, warmup=[f"{__name__}:warm_up"],
+                         data_dir=Path(data_dir) if data_dir else None)
