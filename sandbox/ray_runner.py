@@ -57,6 +57,7 @@ class SandboxActor:
         return {
             "pid": os.getpid(),
             "node": ray.util.get_node_ip_address(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "environment": dict(self.runner.environment),
         }
 
@@ -72,6 +73,7 @@ class _Actor:
     handle: Any  # ray.actor.ActorHandle
     pid: int
     node: str
+    node_id: str
     environment: dict[str, str]
 
     def describe(self) -> str:
@@ -126,7 +128,7 @@ class RayRunner:
         for actor in first:
             self._idle.put(actor)
         self.environment = {
-            **first[0].environment, "executor": "ray", "ray_nodes": str(len({a.node for a in first}))
+            **first[0].environment, "executor": "ray", "ray_nodes": str(len({a.node_id for a in first}))
         }
 
     # -- Runner protocol -------------------------------------------------------------------------
@@ -266,7 +268,7 @@ class RayRunner:
                 f"a Ray sandbox actor failed to start: {_cause(exc)}"
             ) from None
         actors = [
-            _Actor(h, info["pid"], info["node"], info["environment"])
+            _Actor(h, info["pid"], info["node"], info["node_id"], info["environment"])
             for h, info in zip(handles, infos, strict=True)
         ]
         with self._lock:
