@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup sandbox-deps sandbox-image demo test test-all lint clean
+.PHONY: setup sandbox-deps sandbox-image demo test test-all ray-deps lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,14 @@ demo: setup
 
 # Fast offline tests (the default run); `make test-all` adds the slow ones.
 test: setup
-	$(BIN)/pytest -m "not slow and not docker and not gpu and not llm" -q
+	$(BIN)/pytest -m "not slow and not docker and not gpu and not llm and not ray" -q
 
 test-all: setup
-	$(BIN)/pytest -m "not docker and not gpu and not llm" -q
+	$(BIN)/pytest -m "not docker and not gpu and not llm and not ray" -q
+
+# The Ray executor's extra (optforge[ray]) for its ray-marked tests: `pytest -m ray`.
+ray-deps: setup
+	$(BIN)/pip install --quiet -e ".[dev,litellm,ray]"
 
 lint: setup
 	$(BIN)/ruff check agent sandbox tasks archive tests benchmarks

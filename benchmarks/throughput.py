@@ -10,6 +10,8 @@ Paths:
   new      this checkout (batching chosen by tier 0: all seeds and learning rates in one job)
   vmap     this checkout capped at `max_batching = "vmap"` (a job per learning rate)
   loop     this checkout capped at `max_batching = "loop"` (one seed at a time)
+  ray      this checkout as `new`, its jobs on a private local Ray instance with one single-CPU
+           actor per worker, each owning a warm bubblewrap worker (the Ray executor's overhead)
   old      another revision of optforge (--old-rev, default the commit before batching modes),
            run from a git worktree in a child process: stacked seeds for batch-safe candidates,
            the per-seed loop for the rest, a job per learning rate
@@ -37,7 +39,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 CHILDREN = HERE / "archived_children"
 DEFAULT_OLD_REV = "7ecf7e8"  # main before evaluation batched members under vmap
-CAPS = {"new": "vmap_lr", "vmap": "vmap", "loop": "loop"}
+CAPS = {"new": "vmap_lr", "vmap": "vmap", "loop": "loop", "ray": "vmap_lr"}
+EXECUTORS = {"ray": "ray"}  # paths whose jobs go through an executor other than the local pool
 
 
 def mix() -> list[dict[str, Any]]:
@@ -56,7 +59,7 @@ def mix() -> list[dict[str, Any]]:
 # -- one path's evaluator: a warm runner and a cache, fed one candidate at a time ---------------------
 
 
-def serve(cap: str | None, cache: pathlib.Path, workers: int) -> None:
+def serve(cap: str | None, cache: pathlib.Path, workers: int, executor: str | None) -> None:
     """Evaluate the candidates that arrive on stdin (one JSON source per line) and print one JSON
     result line each; the first line printed says the runner is warm and the references cached.
     Runs in this process's optforge, which is the old revision's when PYTHONPATH points at it."""
@@ -66,9 +69,13 @@ def serve(cap: str | None, cache: pathlib.Path, workers: int) -> None:
     from optforge.agent.evaluation.runtime import open_runner
     from optforge.tasks.baselines import baseline_source
 
-    extra = {"max_batching": cap} if cap else {}
+    extra: dict[str, Any] = {"max_batching": cap} if cap else {}
+    if executor is not None:
+        from optforge.agent.config import ExecutorConfig
+
+        extra["executor"] = ExecutorConfig(engine=executor)
     config = EvaluationConfig(sandbox=SandboxConfig(workers=workers), **extra)
-    with open_runner(config.sandbox, cache) as runner:
+    with open_runner(config.sandbox, cache, **({"executor": config.executor} if executor else {})) as runner:
         baselines = BaselineCache(cache)
         started = time.perf_counter()
         evaluate(baseline_source("optimizer", "adamw"), "optimizer", 1, runner, config, baselines)
@@ -116,6 +123,8 @@ class Evaluator:
                 "--workers", str(workers)]
         if name in CAPS:
             argv += ["--cap", CAPS[name]]
+        if name in EXECUTORS:
+            argv += ["--executor", EXECUTORS[name]]
         self.name = name
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.ready = self._read()["ready"]
@@ -180,9 +189,10 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cap", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=pathlib.Path, help=argparse.SUPPRESS)
+    parser.add_argument("--executor", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.cap, args.cache, args.workers)
+        serve(args.cap, args.cache, args.workers, args.executor)
         return
     items = mix()[: args.limit]
     with contextlib.ExitStack() as stack:

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..needs_ray import require_ray
 from .test_campaign import CONFIG_TOML, SEED, descendants, optforge, read, start, wait_for
 
-pytest.importorskip("ray", reason="needs Ray: pip install -e '.[ray]'")
+require_ray()
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 RAY = str(pathlib.Path(sys.executable).with_name("ray"))

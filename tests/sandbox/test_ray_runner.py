@@ -18,8 +18,10 @@ from optforge.sandbox import Job, ProcessRunner, SandboxUnavailable
 
 from .conftest import ENTRIES, code_job, needs_bwrap
 
-ray = pytest.importorskip("ray", reason="needs Ray: pip install -e '.[ray]'")
-ray_runner = pytest.importorskip("optforge.sandbox.ray_runner")
+from ..needs_ray import require_ray
+
+ray = require_ray()
+from optforge.sandbox import ray_runner  # noqa: E402  (after the check: it imports ray lazily)
 
 pytestmark = [pytest.mark.ray, needs_bwrap]
 
