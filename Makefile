@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup sandbox-deps sandbox-image demo test test-all ray-deps lint clean
+.PHONY: setup sandbox-deps sandbox-image demo test test-all ray-deps gpu-check lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ test: setup
 
 test-all: setup
 	$(BIN)/pytest -m "not docker and not gpu and not llm and not ray" -q
+
+# The GPU path end to end, on a machine with an NVIDIA GPU and a CUDA build of torch in .venv
+# (install it before `make setup`): CUDA evaluations in both sandboxes, a short campaign, `-m gpu`.
+gpu-check:
+	bash .ci/gpu_check.sh
 
 # The Ray executor's extra (optforge[ray]) for its ray-marked tests: `pytest -m ray`.
 ray-deps: setup

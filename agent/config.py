@@ -116,6 +116,10 @@ class EvaluationConfig(_Frozen):
     sweep: SweepConfig = SweepConfig()
     sandbox: SandboxConfig = SandboxConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    # Where the proxy tasks train: "auto" is CUDA when the workers can have a GPU (this machine has
+    # one for the local pool; num_gpus > 0 for Ray actors; `sandbox.gpus` set for Docker), else the
+    # CPU. "cuda" insists. The preference and scaling tasks train on the CPU either way.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     # The most batched mode a job may use (tasks/vectorized.py): tier 0 picks the most batched mode
     # that a candidate's code runs in, and this caps it. Every mode gives the same scores, so this
     # only changes cost; "vmap" or "loop" are for diagnosis and benchmarks.

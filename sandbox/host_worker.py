@@ -22,7 +22,13 @@ from typing import IO, Any
 
 from optforge.sandbox import procs
 from optforge.sandbox.errors import SandboxError
-from optforge.sandbox.isolation import INSIDE_ROOT, Isolation, bwrap_command, sandbox_env
+from optforge.sandbox.isolation import (
+    INSIDE_ROOT,
+    Isolation,
+    bwrap_command,
+    nvidia_devices,
+    sandbox_env,
+)
 from optforge.sandbox.jobchild import META_FILE, RESULT_FILE
 from optforge.sandbox.records import Job, RunResult, Status
 from optforge.sandbox.scratch import LOG_FILE, OUT_DIR, force_rmtree
@@ -48,6 +54,9 @@ class WorkerSettings:
     data_dir: Path | None
     hidden_paths: tuple[Path, ...]
     scratch_root: Path
+    # The GPU this worker may use (a CUDA_VISIBLE_DEVICES value), or None: no GPU at all, neither
+    # the NVIDIA device nodes nor a visible device.
+    gpu: str | None = None
 
 
 class LineReader:
@@ -243,12 +252,13 @@ class WorkerProcess(WorkerHandle):
 def _command(settings: WorkerSettings, root: Path) -> tuple[list[str], dict[str, str], str]:
     worker_argv = [sys.executable, "-m", "optforge.sandbox.worker"]
     if settings.isolation == "none":
-        return worker_argv, sandbox_env(home=str(root)), str(root)
+        return worker_argv, sandbox_env(home=str(root), gpu=settings.gpu), str(root)
     assert settings.bwrap is not None
     home = os.environ.get("HOME")
-    env = sandbox_env(home=home or INSIDE_ROOT)
+    env = sandbox_env(home=home or INSIDE_ROOT, gpu=settings.gpu)
     argv = bwrap_command(settings.bwrap, worker_argv, host_root=root, home=home,
-                         data_dir=settings.data_dir, hidden_paths=settings.hidden_paths, env=env)
+                         data_dir=settings.data_dir, hidden_paths=settings.hidden_paths, env=env,
+                         devices=nvidia_devices() if settings.gpu is not None else ())
     return argv, env, INSIDE_ROOT
 
 

@@ -108,9 +108,11 @@ def namespace_flags() -> list[str]:
     return flags
 
 
-def sandbox_env(home: str) -> dict[str, str]:
-    """The worker's whole environment: an allow-list, never inherited (no API keys inside)."""
+def sandbox_env(home: str, gpu: str | None = None) -> dict[str, str]:
+    """The worker's whole environment: an allow-list, never inherited (no API keys inside). `gpu`:
+    the one device a GPU worker may use; every other worker is told there is none."""
     env = {
+        "CUDA_VISIBLE_DEVICES": gpu if gpu is not None else "",
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), *SYSTEM_PATH]),
         "LANG": "C.UTF-8",
         "HOME": home,
@@ -261,9 +263,18 @@ class _Mounts:
             self.args += ["--ro-bind", "/dev/null", path]
 
 
+def nvidia_devices(dev: Path = Path("/dev")) -> list[str]:
+    """The NVIDIA device nodes a CUDA process needs (the control and UVM devices, every GPU): bound
+    into GPU workers' minimal /dev, never into the others'. CUDA_VISIBLE_DEVICES picks the GPU."""
+    if not dev.is_dir():
+        return []
+    return sorted(str(p) for p in dev.iterdir() if p.name.startswith("nvidia") and not p.is_dir())
+
+
 def bwrap_command(
     bwrap: str, worker_argv: Sequence[str], *, host_root: Path, home: str | None,
     data_dir: Path | None, hidden_paths: Sequence[Path | str], env: dict[str, str],
+    devices: Sequence[str] = (),
 ) -> list[str]:
     """The worker's bubblewrap command line. The sandbox's root is an empty tmpfs, read-only at the
     end, onto which only `sandbox_view` is mounted; then every one of `hidden_paths` (held-out data:
@@ -279,6 +290,8 @@ def bwrap_command(
         args += ["--symlink", target, link]
         mounts.made.add(link)
     args += ["--dev", "/dev", "--proc", "/proc"]
+    for device in devices:  # GPU workers only: the NVIDIA nodes into the otherwise minimal /dev
+        args += ["--dev-bind", device, device]
     if os.path.isdir("/sys"):  # kernel information (CPU topology for torch), not files on disk
         args += ["--ro-bind", "/sys", "/sys"]
     inside = [p for p in view.kept if _under_any(p, view.masked)]

@@ -9,11 +9,13 @@ The pool itself (thread safety, replacement of dead workers) is sandbox/pool.py.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -38,7 +40,9 @@ class ProcessRunner(PooledRunner):
     Python install: isolation.heldout_copies). isolation: "auto" uses bubblewrap and raises
     SandboxUnavailable without it unless allow_unisolated=True; "bwrap" requires it; "none" (needs
     allow_unisolated=True) runs plain processes. scratch_root: where the per-worker scratch
-    directories live (default: the system temp dir); removed on close().
+    directories live (default: the system temp dir); removed on close(). gpus: the devices (CUDA
+    ordinals or UUIDs) the workers get, one per worker in turn (a replacement takes the next); with
+    none, workers see no GPU at all.
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class ProcessRunner(PooledRunner):
         isolation: Literal["auto", "bwrap", "none"] = "auto",
         allow_unisolated: bool = False,
         scratch_root: Path | None = None,
+        gpus: Sequence[str] | None = None,
     ) -> None:
         self.isolation: Isolation = choose_isolation(isolation, allow_unisolated)
         if self.isolation == "none":
@@ -70,7 +75,9 @@ class ProcessRunner(PooledRunner):
             isolation=self.isolation, bwrap=shutil.which("bwrap"), warmup=tuple(warmup),
             data_dir=Path(data_dir).resolve() if data_dir is not None else None,
             hidden_paths=tuple(dict.fromkeys(hidden)), scratch_root=scratch)
-        self._start_pool(functools.partial(WorkerProcess, settings),
+        if gpus:
+            self.environment["gpus"] = ",".join(gpus)
+        self._start_pool(_worker_factory(settings, list(gpus or [])),
                          on_shutdown=functools.partial(_remove_scratch, scratch))
 
     def __enter__(self) -> ProcessRunner:
@@ -78,6 +85,18 @@ class ProcessRunner(PooledRunner):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _worker_factory(settings: WorkerSettings, gpus: list[str]) -> Callable[[], WorkerProcess]:
+    """Workers with `settings`, each given the next of `gpus` in turn (or none)."""
+    if not gpus:
+        return functools.partial(WorkerProcess, settings)
+    turn = itertools.count()
+
+    def start() -> WorkerProcess:
+        return WorkerProcess(dataclasses.replace(settings, gpu=gpus[next(turn) % len(gpus)]))
+
+    return start
 
 
 def _remove_scratch(scratch: Path) -> None:

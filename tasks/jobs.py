@@ -8,7 +8,7 @@ Payloads (JSON):
     {"action": "tier0", "kind": K, "source": S}
         -> meta: the Tier0Report fields
     {"action": "train", "kind": K, "source": S, "task": NAME, "lrs": [..], "seeds": [..],
-     "batching": "vmap_lr" | "vmap" | "loop"}
+     "batching": "vmap_lr" | "vmap" | "loop", "device": "cpu" | "cuda" (optional, default cpu)}
         -> tensors: "ckpt{i}/{param}" stacked [L*S, ...] weights per checkpoint (member l*S + s is
            seed s at learning rate l), "train_loss" [steps, L*S]
         -> meta: {"diverged_at": [step or None per learning rate], "checkpoints": n}
@@ -160,9 +160,28 @@ def _train_job(
         )
     spec = train_spec(candidate, tuple(float(lr) for lr in payload["lrs"]))
     result = train(
-        task, _TRAIN_SPLITS[task.dataset], spec, list(payload["seeds"]), str(payload["batching"])
+        task, _TRAIN_SPLITS[task.dataset], spec, list(payload["seeds"]), str(payload["batching"]),
+        device=job_device(payload),
     )
     return pack_train_result(result)
+
+
+DEVICES = ("cpu", "cuda")
+
+
+def job_device(payload: dict[str, Any]) -> str:
+    """Where a train job runs: "cpu" (the default) or "cuda", which this worker must have. CUDA is
+    first touched here, in the forked job: a CUDA context does not survive a fork, so the warm
+    parent never creates one."""
+    device = payload.get("device", "cpu")
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "this job asks for CUDA but its worker sees no GPU (CUDA_VISIBLE_DEVICES, the NVIDIA "
+            "device nodes in the sandbox, or a CPU build of torch)"
+        )
+    return str(device)
 
 
 def _align_job(

@@ -46,20 +46,25 @@ class TrainResult:
 
 def train(
     task: ProxyTask, split: Split, spec: TrainSpec, seeds: list[int], batching: str = "vmap_lr",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype = torch.float32, device: str = "cpu",
 ) -> TrainResult:
     """Train `task` for every seed at every learning rate of `spec`, batched as `batching` says
-    (vectorized.py). Training stops early once every learning rate has diverged.
+    (vectorized.py), on `device` ("cpu" or "cuda"). Training stops early once every learning rate
+    has diverged. Initial weights and minibatch order are drawn on the CPU whatever the device, so
+    seed s means the same start and the same batches on either; the result is always on the CPU.
 
     A mode that vmap cannot run raises (the caller falls back to a less batched mode: tier 0
     decides the mode, the evaluation retries a job that fails in it)."""
     if batching not in BATCHINGS:
         raise ValueError(f"unknown batching {batching!r}: use one of {', '.join(BATCHINGS)}")
+    where = torch.device(device)
+    if where.type != "cpu":
+        split = Split(split.x.to(where), split.y.to(where))  # once per job, not per step
     if batching == "vmap_lr":
-        return _train_members(task, split, spec, seeds, spec.lrs, True, dtype)
+        return _train_members(task, split, spec, seeds, spec.lrs, True, dtype, where)
     parts: list[TrainResult | None] = []
     if batching == "vmap":
-        parts += [_train_members(task, split, spec, seeds, (lr,), True, dtype) for lr in spec.lrs]
+        parts += [_train_members(task, split, spec, seeds, (lr,), True, dtype, where) for lr in spec.lrs]
         return _join(task, parts, 1)
     for lr in spec.lrs:
         for seed in seeds:
@@ -67,7 +72,7 @@ def train(
                 # This rate has diverged already: its other seeds cannot change that, skip them.
                 parts.append(None)
                 continue
-            parts.append(_train_members(task, split, spec, [seed], (lr,), False, dtype))
+            parts.append(_train_members(task, split, spec, [seed], (lr,), False, dtype, where))
     return _join(task, parts, len(seeds))
 
 
@@ -120,20 +125,21 @@ def batch_indices(task: ProxyTask, split: Split, seeds: list[int]) -> torch.Tens
 def gather_batch(task: ProxyTask, split: Split, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets [S, B, ...] for one step's [S, B] indices."""
     if task.objective == "language":
-        tokens = split.x[indices[..., None] + torch.arange(task.context + 1)]
+        tokens = split.x[indices[..., None] + torch.arange(task.context + 1, device=indices.device)]
         return tokens[..., :-1], tokens[..., 1:]
     return split.x[indices], split.y[indices]
 
 
 def _train_members(
     task: ProxyTask, split: Split, spec: TrainSpec, seeds: list[int], lrs: tuple[float, ...],
-    vectorized: bool, dtype: torch.dtype,
+    vectorized: bool, dtype: torch.dtype, device: torch.device,
 ) -> TrainResult:
     n_seeds = len(seeds)
     params, buffers = init_weights(task, seeds)
-    params = {n: _tile(p, len(lrs)).to(dtype).requires_grad_(True) for n, p in params.items()}
-    buffers = {n: _tile(b, len(lrs)) for n, b in buffers.items()}
-    opt = MemberOptimizer(list(params.values()), spec.optimizer, member_rates(lrs, n_seeds), vectorized)
+    params = {n: _tile(p, len(lrs)).to(device, dtype).requires_grad_(True) for n, p in params.items()}
+    buffers = {n: _tile(b, len(lrs)).to(device) for n, b in buffers.items()}
+    rates = member_rates(lrs, n_seeds, device)
+    opt = MemberOptimizer(list(params.values()), spec.optimizer, rates, vectorized)
     sched = candidate_scheduler(opt, spec.schedule, task.steps) if spec.schedule else None
     loss_fn = CandidateLoss(spec.loss) if spec.loss else None
     save_at = set(task.checkpoint_steps())
@@ -141,6 +147,7 @@ def _train_members(
     losses = []
     diverged: list[int | None] = [None] * len(lrs)
     indices = _tile(batch_indices(task, split, seeds).transpose(0, 1), len(lrs)).transpose(0, 1)
+    indices = indices.to(device)
     for step in range(task.steps):
         x, y = gather_batch(task, split, indices[step])
         x, y = (t.to(dtype) if t.is_floating_point() else t for t in (x, y))
@@ -160,7 +167,7 @@ def _train_members(
             sched.step()
         if step + 1 in save_at:
             checkpoints.append(_snapshot(params))
-    return TrainResult(checkpoints, torch.stack(losses), diverged)
+    return TrainResult(checkpoints, torch.stack(losses).cpu(), diverged)
 
 
 def _tile(t: torch.Tensor, times: int) -> torch.Tensor:
@@ -169,7 +176,8 @@ def _tile(t: torch.Tensor, times: int) -> torch.Tensor:
 
 
 def _snapshot(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in params.items()}
+    """The weights now, on the CPU (a job returns them through the CPU whatever it trained on)."""
+    return {name: p.detach().to("cpu", copy=True) for name, p in params.items()}
 
 
 def _group_diverged(parts: list[TrainResult | None], n_seeds: int) -> bool:

@@ -45,12 +45,15 @@ def fallback_note(mode: str, exc: BaseException) -> str:
     return f"{mode}: {text}"
 
 
-def member_rates(lrs: tuple[float, ...], n_seeds: int) -> float | Tensor:
+def member_rates(
+    lrs: tuple[float, ...], n_seeds: int, device: torch.device | str = "cpu"
+) -> float | Tensor:
     """What MemberOptimizer takes for learning-rate-major members: the one rate as a float, or each
-    member's rate as a float64 tensor (every rate repeated for its block of seeds)."""
+    member's rate as a float64 tensor on the members' device (every rate repeated for its block of
+    seeds)."""
     if len(lrs) == 1:
         return lrs[0]
-    return torch.tensor(lrs, dtype=torch.float64).repeat_interleave(n_seeds)
+    return torch.tensor(lrs, dtype=torch.float64, device=device).repeat_interleave(n_seeds)
 
 
 class MemberOptimizer(CandidateOptimizer):

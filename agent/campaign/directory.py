@@ -26,6 +26,8 @@ RESUME_OVERRIDES = {
     # Where jobs run, not what they compute: scores are the same on any executor.
     ("evaluation", "executor", "engine"),
     ("evaluation", "executor", "address"),
+    # Where the proxy tasks train; each evaluation's environment records the device it used.
+    ("evaluation", "device"),
 }
 
 

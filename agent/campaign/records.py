@@ -30,8 +30,10 @@ def evaluation_record(
 
 def evaluation_config_hash(config: EvaluationConfig) -> str:
     """Hash of what changes scores (seeds, sweep), not of where or how they ran (the sandbox
-    settings, the batching cap: every batching mode gives the same results)."""
-    return config_hash(config.model_dump(mode="json", exclude={"sandbox", "max_batching"}))
+    settings, the executor, the batching cap: every batching mode gives the same results). The
+    device is where too: each evaluation's environment records the one its jobs trained on."""
+    where = {"sandbox", "executor", "device", "max_batching"}
+    return config_hash(config.model_dump(mode="json", exclude=where))
 
 
 def candidate_record(

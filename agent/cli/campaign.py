@@ -106,12 +106,19 @@ def add_sandbox_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"),
+        help="where the proxy tasks train (default auto: CUDA when the workers can have a GPU)",
+    )
+
+
 def executor_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """--executor/--ray-address as dotted config keys (an address means Ray)."""
+    """--executor/--ray-address/--device as dotted config keys (an address means Ray)."""
     engine = args.executor or ("ray" if args.ray_address else None)
     if engine == "local" and args.ray_address:
         raise CampaignUsageError("--ray-address needs --executor ray (or no --executor)")
-    return {"evaluation.executor.engine": engine, "evaluation.executor.address": args.ray_address}
+    return {"evaluation.executor.engine": engine, "evaluation.executor.address": args.ray_address,
+            "evaluation.device": args.device}
 
 
 def _add_spending(parser: argparse.ArgumentParser) -> None:
@@ -297,7 +304,8 @@ def _run(
         with (
             sigterm_as_interrupt(),
             open_runner(config.evaluation.sandbox, cache_dir(), campaign=str(directory.resolve()),
-                        kind=config.kind, executor=config.evaluation.executor) as runner,
+                        kind=config.kind, executor=config.evaluation.executor,
+                        device=config.evaluation.device) as runner,
             LiveDisplay() as display,
         ):
             parts = CampaignParts(

@@ -139,13 +139,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     sandbox = SandboxConfig(workers=args.workers, allow_unisolated=args.allow_unisolated,
                             backend=args.sandbox or "process")
     seeds = {args.tier: args.seeds} if args.seeds else EvaluationConfig().seeds
-    chosen = {k.split(".")[-1]: v for k, v in executor_overrides(args).items() if v is not None}
-    config = EvaluationConfig(seeds=seeds, sandbox=sandbox, executor=ExecutorConfig(**chosen))
+    chosen = {k: v for k, v in executor_overrides(args).items() if v is not None}
+    device = chosen.pop("evaluation.device", "auto")
+    executor = ExecutorConfig(**{k.split(".")[-1]: v for k, v in chosen.items()})
+    config = EvaluationConfig(seeds=seeds, sandbox=sandbox, executor=executor, device=device)
     cache = cache_dir()
     result = contract_rejection(source, kind, args.tier)
     if result is None:  # only start sandbox workers for a candidate that passes the static check
         with sigterm_as_interrupt(), open_runner(config.sandbox, cache, kind=kind,
-                                                           executor=config.executor) as runner:
+                                                           executor=config.executor,
+                                                           device=config.device) as runner:
             if not args.json:
                 display.print_progress(f"evaluating {args.path} as a {kind} candidate at tier {args.tier} ...")
             result = evaluate(source, kind, args.tier, runner, config, BaselineCache(cache))

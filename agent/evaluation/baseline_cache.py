@@ -1,8 +1,9 @@
 """Cache of the AdamW reference sweeps, keyed by task version and machine-independent config.
 
 A reference sweep depends only on the task (its full version string), the reference's source, the
-metric, the seeds and the learning rates; none of these depends on the machine, the number of
-workers or the sandbox backend, so a cache entry is valid wherever it was computed.
+metric, the seeds, the learning rates and the device type (CPU or CUDA: their floating-point
+results differ); not on the machine, the number of workers, the sandbox backend or the executor, so
+a cache entry is valid wherever it was computed on the same device type.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import pathlib
 import tempfile
 
 from optforge.agent.config import SweepConfig
-from optforge.agent.evaluation.sweeps import JobLimits, SweepOutcome, SweepSpec, run_sweeps
+from optforge.agent.evaluation.sweeps import (
+    JobLimits,
+    SweepOutcome,
+    SweepSpec,
+    run_sweeps,
+    runner_device,
+)
 from optforge.sandbox import Runner
 from optforge.tasks.baselines import baseline_source
 from optforge.tasks.contracts import declared_hparams
@@ -35,31 +42,36 @@ class BaselineCache:
         reference_kind, reference = kind_spec(kind).reference
         source = baseline_source(reference_kind, reference)
         center = declared_hparams(source)["lr"]
+        device = runner_device(runner)
         found: dict[str, SweepOutcome] = {}
         missing: list[ProxyTask] = []
         for task in tasks:
-            cached = self._load(self._key(task, kind, source, seeds, sweep))
+            cached = self._load(self._key(task, kind, source, seeds, sweep, device))
             if cached is None:
                 missing.append(task)
             else:
                 found[task.name] = cached
-        specs = [SweepSpec(task, kind, source, reference_kind, center, seeds, "vmap_lr") for task in missing]
+        specs = [SweepSpec(task, kind, source, reference_kind, center, seeds, "vmap_lr", device)
+                 for task in missing]
         for task, outcome in zip(missing, run_sweeps(specs, sweep, runner, limits), strict=True):
             if outcome.best() is not None:  # never cache a failure: it may be transient (timeout)
-                self._save(self._key(task, kind, source, seeds, sweep), outcome)
+                self._save(self._key(task, kind, source, seeds, sweep, device), outcome)
             found[task.name] = outcome
         return found
 
     def _key(
-        self, task: ProxyTask, kind: str, source: str, seeds: list[int], sweep: SweepConfig
+        self, task: ProxyTask, kind: str, source: str, seeds: list[int], sweep: SweepConfig,
+        device: str,
     ) -> str:
-        fields = {
+        fields: dict[str, object] = {
             "task": task.full_version(),
             "reference": hashlib.sha256(source.encode()).hexdigest(),
             "metric": heldout_metric_name(task, kind),
             "seeds": seeds,
             "sweep": sweep.model_dump(),
         }
+        if device != "cpu":  # a GPU's numbers differ from a CPU's; CPU keys stay as they were
+            fields["device"] = device
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
 
     def load_json(self, key: str) -> dict | None:

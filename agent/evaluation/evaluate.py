@@ -22,7 +22,13 @@ from optforge.agent.evaluation.baseline_cache import BaselineCache
 from optforge.agent.evaluation.limits import JobTimeouts
 from optforge.agent.evaluation.preference import evaluate_preference
 from optforge.agent.evaluation.scaling import evaluate_scaling
-from optforge.agent.evaluation.sweeps import ENTRY, SweepOutcome, SweepSpec, run_sweeps
+from optforge.agent.evaluation.sweeps import (
+    ENTRY,
+    SweepOutcome,
+    SweepSpec,
+    run_sweeps,
+    runner_device,
+)
 from optforge.archive import STATE_TENSORS, EvaluationRecord, TaskResult, candidate_id
 from optforge.sandbox import Job, Runner
 from optforge.tasks.baselines import baseline_source
@@ -106,7 +112,8 @@ def evaluate_tasks(
     # A tier-0 record written before batching modes existed has none: seeds under vmap is safe by
     # construction; batched learning rates need tier 0's equivalence check.
     planned = less_batched(screened.batching or "vmap", config.max_batching)
-    specs = [SweepSpec(t, kind, source, kind, center, seeds, planned) for t in tasks]
+    device = runner_device(runner)
+    specs = [SweepSpec(t, kind, source, kind, center, seeds, planned, device) for t in tasks]
     outcomes = run_sweeps(specs, config.sweep, runner, JobTimeouts(config.sandbox, reference))
     default = config.sweep.snap(center)
     scored = [_score(t, o, reference[t.name], default) for t, o in zip(tasks, outcomes, strict=True)]

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -70,27 +71,62 @@ def open_runner(
     campaign: str = "evaluate",
     kind: str | None = None,
     executor: ExecutorConfig | None = None,
+    device: str = "cpu",
 ) -> Iterator[Runner]:
     """The configured backend, warmed with the train splits (and the data `kind` needs besides):
-    on this machine, or on Ray actors across a cluster when `executor` says so. `campaign` labels
+    on this machine, or on Ray actors across a cluster when `executor` says so, with a GPU per
+    worker when `device` ("auto", "cpu" or "cuda", see EvaluationConfig) resolves to CUDA; the
+    runner's environment then says device = "cuda" (sweeps.runner_device). `campaign` labels
     Docker containers, so that the next run of the same campaign can remove what a killed one left."""
+    executor = executor or ExecutorConfig()
+    resolved = resolve_device(device, config, executor)
     runner: Runner
-    if executor is not None and executor.engine == "ray":
-        runner = ray_runner(config, executor, campaign, kind)
+    if executor.engine == "ray":
+        runner = ray_runner(config, executor, campaign, kind, resolved)
     else:
-        runner = local_runner(config, cache, campaign, kind)
+        runner = local_runner(config, cache, campaign, kind, resolved)
     try:
         yield runner
     finally:
         runner.close()
 
 
+def resolve_device(device: str, sandbox: SandboxConfig, executor: ExecutorConfig) -> str:
+    """"cpu" or "cuda" for a `device` setting, from what the workers can have: a GPU on this
+    machine (process backend), GPUs given to the containers (Docker), or GPUs per Ray actor."""
+    if device == "cpu":
+        return "cpu"
+    if executor.engine == "ray":
+        available, where = executor.num_gpus > 0, "[evaluation.executor] num_gpus is 0"
+    elif sandbox.backend == "docker":
+        available, where = sandbox.gpus is not None, "[evaluation.sandbox] gpus is not set"
+    else:
+        available, where = bool(local_gpus()), "torch sees no GPU on this machine"
+    if device == "cuda" and not available:
+        raise SandboxUnavailable(f"device = cuda, but {where}: give the workers a GPU or use "
+                                 "device = \"auto\" or \"cpu\"")
+    return "cuda" if available else "cpu"
+
+
+def local_gpus() -> list[str]:
+    """The GPUs this process may hand to workers: CUDA_VISIBLE_DEVICES when set (a Ray actor's
+    share, a user's choice), else every device torch counts."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 def local_runner(
-    config: SandboxConfig, cache: pathlib.Path, campaign: str, kind: str | None
+    config: SandboxConfig, cache: pathlib.Path, campaign: str, kind: str | None,
+    device: str = "cpu",
 ) -> Runner:
     data_dir = train_data_dir(cache, task_data(kind))
+    runner: Runner
     if config.backend == "docker":
-        return DockerRunner(
+        runner = DockerRunner(
             workers=config.workers,
             warmup=WARMUP,
             data_dir=data_dir,
@@ -100,17 +136,23 @@ def local_runner(
             gpus=config.gpus,
             memory_mb=config.memory_mb,
         )
-    return ProcessRunner(
-        workers=config.workers,
-        warmup=WARMUP,
-        data_dir=data_dir,
-        hidden_paths=heldout_source_paths(),
-        allow_unisolated=config.allow_unisolated,
-    )
+    else:
+        runner = ProcessRunner(
+            workers=config.workers,
+            warmup=WARMUP,
+            data_dir=data_dir,
+            hidden_paths=heldout_source_paths(),
+            allow_unisolated=config.allow_unisolated,
+            gpus=local_gpus() if device == "cuda" else None,
+        )
+    if device != "cpu":
+        runner.environment["device"] = device  # what sweeps.runner_device reads
+    return runner
 
 
 def ray_runner(
-    config: SandboxConfig, executor: ExecutorConfig, campaign: str, kind: str | None
+    config: SandboxConfig, executor: ExecutorConfig, campaign: str, kind: str | None,
+    device: str = "cpu",
 ) -> Runner:
     """Ray actors that each build `node_runner` on their node. What travels: the sandbox settings,
     the kind and this driver's code identity, never data (each node exports its own train splits
@@ -122,6 +164,7 @@ def ray_runner(
         "campaign": campaign,
         "kind": kind,
         "driver_code": code_commit(),
+        "device": device,
     }
     return RayRunner(
         NODE_FACTORY,
@@ -138,18 +181,20 @@ NODE_FACTORY = "optforge.agent.evaluation.runtime:node_runner"
 
 
 def node_runner(
-    sandbox: dict[str, Any], campaign: str, kind: str | None, driver_code: str | None
+    sandbox: dict[str, Any], campaign: str, kind: str | None, driver_code: str | None,
+    device: str = "cpu",
 ) -> Runner:
-    """Called by a Ray actor on its node: the local runner with one warm worker, after checking
-    that this node scores with the same optforge code as the driver (a score must trace to one
-    version of the tasks)."""
+    """Called by a Ray actor on its node: the local runner with one warm worker (on the GPU Ray
+    gave the actor, through CUDA_VISIBLE_DEVICES, when `device` is "cuda"), after checking that
+    this node scores with the same optforge code as the driver (a score must trace to one version
+    of the tasks)."""
     here = code_commit()
     if driver_code is not None and here != driver_code:
         raise SandboxUnavailable(
             f"this node runs optforge {here}, the campaign's driver {driver_code}: install the "
             "same optforge version on every node"
         )
-    return local_runner(SandboxConfig.model_validate(sandbox), cache_dir(), campaign, kind)
+    return local_runner(SandboxConfig.model_validate(sandbox), cache_dir(), campaign, kind, device)
 
 
 @functools.cache

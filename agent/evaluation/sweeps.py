@@ -63,6 +63,7 @@ class SweepSpec:
     center: float
     seeds: list[int]
     batching: str  # the mode tier 0 chose (vectorized.py); a job that fails in it is retried less batched
+    device: str = "cpu"  # where the jobs train: "cpu" or "cuda" (runner_device)
 
 
 class JobLimits(Protocol):
@@ -169,6 +170,12 @@ def _side_chain(spec: SweepSpec, run: dict[float, Run], sweep: SweepConfig, firs
     return chain
 
 
+def runner_device(runner: Runner) -> str:
+    """Where a runner's workers train: "cuda" when it gave them GPUs (agent/evaluation/runtime.py
+    records it), else "cpu"."""
+    return runner.environment.get("device", "cpu")
+
+
 def _job_rates(lrs: list[float], batching: str) -> list[tuple[float, ...]]:
     """The learning rates of each job: all in one when they batch, else one per job."""
     return [tuple(lrs)] if batching == "vmap_lr" else [(lr,) for lr in lrs]
@@ -177,6 +184,8 @@ def _job_rates(lrs: list[float], batching: str) -> list[tuple[float, ...]]:
 def _job(spec: SweepSpec, lrs: tuple[float, ...], batching: str, limits: JobLimits) -> Job:
     payload = {"action": "train", "kind": spec.source_kind, "source": spec.source, "task": spec.task.name,
                "lrs": list(lrs), "seeds": spec.seeds, "batching": batching}
+    if spec.device != "cpu":  # CPU payloads stay exactly as they were before devices existed
+        payload["device"] = spec.device
     return Job(ENTRY, payload, limits.train(spec.task, len(lrs) * len(spec.seeds), batching))
 
 

@@ -13,7 +13,8 @@ from optforge.sandbox import ProcessRunner
 from tests.sandbox.conftest import SECRET_NAME, SECRET_VALUE, code_job
 
 ALLOWED_ENV = {"PATH", "LANG", "HOME", "TMPDIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-               "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "PWD"}
+               "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "PWD",
+               "CUDA_VISIBLE_DEVICES"}
 
 TRY_WRITE = """
 import errno, os
@@ -125,3 +126,39 @@ def test_home_is_replaced_by_an_empty_tmpfs_with_only_the_interpreter_bound_back
     result = runner.run(code_job(f"import os\nresult = {{'home': os.listdir({str(home)!r})}}"))
     assert result.status == "ok", result.output_tail
     assert set(result.meta["home"]) <= needed  # no dotfiles, keys or caches of the host user
+
+
+GPU_VIEW = (
+    "import os\n"
+    "result = {'visible': os.environ.get('CUDA_VISIBLE_DEVICES'),\n"
+    "          'nodes': sorted(n for n in os.listdir('/dev') if n.startswith('nvidia'))}\n"
+)
+
+
+def test_a_cpu_worker_is_told_there_is_no_gpu_and_gets_no_nvidia_device(runner: ProcessRunner) -> None:
+    result = runner.run(code_job(GPU_VIEW))
+    assert result.status == "ok", result.output_tail
+    assert result.meta == {"visible": "", "nodes": []}
+
+
+def test_gpu_workers_get_one_device_each_in_turn(outside_tmp) -> None:
+    with ProcessRunner(workers=2, gpus=["0", "1"], data_dir=outside_tmp / "data") as gpu_runner:
+        results = gpu_runner.run_many([code_job(GPU_VIEW + "import time; time.sleep(1)")] * 2)
+        assert gpu_runner.environment["gpus"] == "0,1"
+    assert sorted(r.meta["visible"] for r in results) == ["0", "1"], results
+
+
+def test_only_gpu_workers_bind_the_nvidia_device_nodes(tmp_path) -> None:
+    from optforge.sandbox.isolation import bwrap_command, nvidia_devices
+
+    for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "null"):
+        (tmp_path / name).touch()
+    (tmp_path / "nvidia-caps").mkdir()
+    devices = nvidia_devices(tmp_path)
+    assert [Path(d).name for d in devices] == ["nvidia-uvm", "nvidia0", "nvidia1", "nvidiactl"]
+    common = dict(host_root=tmp_path, home=None, data_dir=None, hidden_paths=[], env={})
+    with_gpu = bwrap_command("bwrap", ["python"], devices=devices, **common)
+    without = bwrap_command("bwrap", ["python"], **common)
+    binds = [with_gpu[i + 1] for i, a in enumerate(with_gpu) if a == "--dev-bind"]
+    assert binds == devices
+    assert "--dev-bind" not in without

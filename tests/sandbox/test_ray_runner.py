@@ -16,9 +16,8 @@ import pytest
 
 from optforge.sandbox import Job, ProcessRunner, SandboxUnavailable
 
-from .conftest import ENTRIES, code_job, needs_bwrap
-
 from ..needs_ray import require_ray
+from .conftest import ENTRIES, code_job, needs_bwrap
 
 ray = require_ray()
 from optforge.sandbox import ray_runner  # noqa: E402  (after the check: it imports ray lazily)
