@@ -277,7 +277,7 @@ class CandidateScalingRule:
         if wd < 0:
             raise self._error(f"{call} returned weight_decay={wd:.3g}: it must be >= 0")
         if lr * wd > MAX_LR_TIMES_WD:
-            raise self._error(f"{call} returned lr x weight_decay = {lr * wd:.3g}: keep it <= {MAX_LR_TIMES_WD} "
+            raise self._error(f"{call} returned lr x weight_decay = {lr * wd!r}: keep it <= {MAX_LR_TIMES_WD} "
                               "(AdamW shrinks every weight by that factor each step)")
         return {"lr": lr, "weight_decay": wd}
 
