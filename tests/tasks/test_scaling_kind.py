@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from optforge.tasks.adapters import (
@@ -18,7 +18,7 @@ from optforge.tasks.adapters import (
 )
 from optforge.tasks.baselines import baseline_names, load_baseline
 from optforge.tasks.contracts import check_source, infer_kind, load_candidate
-from optforge.tasks.kinds.scaling_rule import MAX_EXPONENT, SLACK, first_jump, rule_table
+from optforge.tasks.kinds.scaling_rule import FLOOR, MAX_EXPONENT, SLACK, first_jump, rule_table
 from optforge.tasks.scaling import corpus
 from optforge.tasks.scaling.model import ResMLP, parameter_count
 from optforge.tasks.scaling.train import Recipe, checked_hyperparameters, multiplier
@@ -117,6 +117,8 @@ def test_first_jump_accepts_any_power_law_up_to_the_bound_and_finds_any_step(exp
     jump = math.exp(2 * (MAX_EXPONENT * math.log(at / (at - 1)) + SLACK)) * extra
     law = {w: {g: (min(1.0, 1e-3 * (w / 32) ** exponent), 0.1) for g in BASE} for w in widths}
     assert first_jump(law) is None
+    # Below FLOOR a value counts as 0 (first_jump skips it): a step there is no step.
+    assume(law[at - 1]["hidden"][0] >= FLOOR)
     stepped = {w: {g: (v[0] * (jump if w >= at else 1.0), v[1]) for g, v in row.items()} for w, row in law.items()}
     found = first_jump(stepped)
     assert found is not None and f"between widths {at - 1} and {at}" in found
