@@ -54,6 +54,16 @@ def child_main(
     os._exit(code)
 
 
+def memory_limit() -> int:
+    """The rlimit that caps a job's memory: its address space, except in a GPU worker (one with a
+    device in CUDA_VISIBLE_DEVICES), where CUDA reserves tens of GB of address space it never uses
+    and fails to start under RLIMIT_AS; there the data segment (RLIMIT_DATA: private writable
+    mappings, the heap included, not CUDA's PROT_NONE reservations) is capped instead."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+        return resource.RLIMIT_DATA
+    return resource.RLIMIT_AS
+
+
 def confine(limits: dict[str, Any], scratch: Path, out_fd: int, job_uid: int | None,
             nproc_base: int) -> None:
     os.setsid()  # own process group and session: a timeout kills the group
@@ -61,7 +71,7 @@ def confine(limits: dict[str, Any], scratch: Path, out_fd: int, job_uid: int | N
     procs.prctl(procs.PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the worker
     _redirect_output(out_fd)
     mb = 1024 * 1024
-    _set_limit(resource.RLIMIT_AS, limits["memory_mb"] * mb)
+    _set_limit(memory_limit(), limits["memory_mb"] * mb)
     _set_limit(resource.RLIMIT_FSIZE, limits["max_file_mb"] * mb)
     _set_limit(resource.RLIMIT_CORE, 0)
     # RLIMIT_NPROC counts every task of the real uid, so add what that uid already runs.

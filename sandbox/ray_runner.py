@@ -30,14 +30,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from optforge.sandbox.errors import SandboxError, SandboxUnavailable
+from optforge.sandbox.host_worker import HOST_GRACE_SECONDS, STARTUP_TIMEOUT_SECONDS
 from optforge.sandbox.pool import check_payload
 from optforge.sandbox.records import Job, Runner, RunResult
 
 log = logging.getLogger(__name__)
 
 # Seconds an actor may exceed a job's own wall-clock limit before it is presumed hung: its local
-# runner kills the job at the limit, so only a wedged actor or node gets this far.
-RESULT_GRACE_S = 120.0
+# runner kills the job at the limit, so only a wedged actor or node gets this far; but the actor may
+# first have to start a replacement worker (after the previous job killed its own), which may take
+# up to the worker's start-up timeout.
+RESULT_GRACE_S = STARTUP_TIMEOUT_SECONDS + 2 * HOST_GRACE_SECONDS
+# Seconds an idle actor has to answer the ping at checkout before it counts as dead.
+PING_TIMEOUT_S = 60.0
 # Attempts per job when actors die under it: the first run and one retry, as the design says.
 ATTEMPTS = 2
 
@@ -107,16 +112,24 @@ class RayRunner:
         if not ray.is_initialized():
             _connect(ray, address)
             self._started_ray = address is None
+        # run() and the checkout ping may overlap on one actor only by accident; two slots keep a
+        # ping from queueing behind a long job.
         self._options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_restarts": 0,
-                         "max_concurrency": 2}  # run() and close() may overlap (Ctrl-C)
+                         "max_concurrency": 2}
         self._remote = ray.remote(SandboxActor).options(**self._options)
         self._factory, self._kwargs = node_factory, dict(node_kwargs)
         self._start_timeout_s = start_timeout_s
-        self.workers = actors if actors is not None else _fitting_actors(ray, num_cpus, num_gpus)
-        if self.workers < 1:
-            raise ValueError(f"actors must be at least 1, got {actors}")
+        try:
+            self.workers = actors if actors is not None else _fitting_actors(ray, num_cpus, num_gpus)
+            if self.workers < 1:
+                raise ValueError(f"actors must be at least 1, got {actors}")
+        except BaseException:
+            if self._started_ray:
+                ray.shutdown()
+            raise
         self._lock = threading.Lock()
         self._closed = False
+        self._starting = 0  # replacement actors being started
         self._live: list[_Actor] = []
         self._idle: queue.Queue[_Actor] = queue.Queue()
         self.replaced = 0  # actors replaced after a death or a hang, for logs and tests
@@ -196,33 +209,52 @@ class RayRunner:
                 f"{job.limits.wall_seconds:g} s limit; it was killed and replaced",
                 output_tail="", wall_seconds=time.monotonic() - started,
             )
-        except ray.exceptions.RayActorError as exc:
+        except ray.exceptions.RayError as exc:
+            # The actor died (RayActorError), its node or raylet did, the result was lost with its
+            # node (ObjectLostError), or the local runner inside raised (RayTaskError: it could
+            # not start a worker): in every case the job did not come back from this actor.
             why = _first_line(exc)
             self._replace(actor, why)
             return why
-        except BaseException:  # Ctrl-C: the actor may still be running the job; never reuse it
+        except KeyboardInterrupt:  # the actor may still be running the job: never reuse it
             self._replace(actor, "interrupted", now=False)
             raise
         self._idle.put(actor)
         return result
 
     def _checkout(self) -> _Actor:
+        """An idle actor that answers a ping: one that died while idle (its node lost between
+        jobs) is replaced here, so that it does not cost a job one of its attempts."""
         waited = 0.0
         while True:
             if self._closed:
                 raise SandboxError("the Ray runner is closed")
             try:
-                return self._idle.get(timeout=0.5)
+                actor = self._idle.get(timeout=0.5)
             except queue.Empty:
-                waited += 0.5
+                actor = None
+            if actor is not None:
+                if self._answers(actor):
+                    return actor
+                continue
             with self._lock:
-                alive = len(self._live)
-            if alive == 0 and waited > self._start_timeout_s:
+                alive = len(self._live) + self._starting
+            waited = 0.0 if alive else waited + 0.5  # how long nothing has been alive or starting
+            if waited > self._start_timeout_s:
                 raise SandboxError(
                     f"no Ray actor is alive and none started in {self._start_timeout_s:g} s: check "
                     f"that the cluster still has a node with {self._options['num_cpus']:g} CPUs "
                     "free (`ray status`)"
                 )
+
+    def _answers(self, actor: _Actor) -> bool:
+        ray = self._ray
+        try:
+            ray.get(actor.handle.ready.remote(), timeout=PING_TIMEOUT_S)
+        except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError) as exc:
+            self._replace(actor, f"dead while idle: {_first_line(exc)}")
+            return False
+        return True
 
     def _replace(self, actor: _Actor, why: str, *, now: bool = True) -> None:
         log.warning("replacing Ray %s: %s", actor.describe(), why)
@@ -231,6 +263,7 @@ class RayRunner:
             self.replaced += 1
             if self._closed or not now:
                 return
+            self._starting += 1
         threading.Thread(target=self._start_replacement, daemon=True,
                          name="optforge-ray-replace").start()
 
@@ -240,6 +273,12 @@ class RayRunner:
         except SandboxError as exc:  # the job that needs it fails later, in _checkout, with why
             log.error("could not replace a Ray actor: %s", exc)
             return
+        except (Exception, SystemExit) as exc:  # Ray shut down under it (the runner was closed)
+            log.debug("replacing a Ray actor stopped: %r", exc)
+            return
+        finally:
+            with self._lock:
+                self._starting -= 1
         self._idle.put(actor)
 
     def _start_actors(self, count: int) -> list[_Actor]:
@@ -272,7 +311,13 @@ class RayRunner:
             for h, info in zip(handles, infos, strict=True)
         ]
         with self._lock:
-            self._live.extend(actors)
+            closed = self._closed
+            if not closed:
+                self._live.extend(actors)
+        if closed:  # close() ran while these started: it could not see them
+            for actor in actors:
+                self._ray.kill(actor.handle)
+            raise SandboxError("the Ray runner was closed")
         return actors
 
     def _kill(self, actor: _Actor) -> None:

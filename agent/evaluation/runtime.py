@@ -96,6 +96,11 @@ def resolve_device(device: str, sandbox: SandboxConfig, executor: ExecutorConfig
     machine (process backend), GPUs given to the containers (Docker), or GPUs per Ray actor."""
     if device == "cpu":
         return "cpu"
+    if executor.engine == "ray" and sandbox.backend == "docker" and executor.num_gpus > 0:
+        # Ray hands each actor a device through CUDA_VISIBLE_DEVICES; the Docker runner inside
+        # would give its container host GPU 0 whatever Ray chose. Not wired yet: refuse.
+        raise SandboxUnavailable("GPUs through Ray need the process sandbox on the GPU nodes: "
+                                 "the Docker backend does not pass Ray's device to its container yet")
     if executor.engine == "ray":
         available, where = executor.num_gpus > 0, "[evaluation.executor] num_gpus is 0"
     elif sandbox.backend == "docker":

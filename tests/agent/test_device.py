@@ -45,6 +45,12 @@ def test_cuda_without_a_gpu_is_one_clear_error():
         resolve_device("cuda", SandboxConfig(backend="docker"), LOCAL)
 
 
+def test_gpus_through_ray_with_docker_are_refused_until_wired():
+    ray_gpu = ExecutorConfig(engine="ray", num_gpus=1)
+    with pytest.raises(SandboxUnavailable, match="GPUs through Ray need the process sandbox"):
+        resolve_device("auto", SandboxConfig(backend="docker", gpus="all"), ray_gpu)
+
+
 def test_cuda_visible_devices_decides_the_local_gpus(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     assert local_gpus() == ["2", "3"]

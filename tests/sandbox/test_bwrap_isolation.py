@@ -148,6 +148,22 @@ def test_gpu_workers_get_one_device_each_in_turn(outside_tmp) -> None:
     assert sorted(r.meta["visible"] for r in results) == ["0", "1"], results
 
 
+def test_a_gpu_worker_caps_the_data_segment_not_the_address_space(outside_tmp) -> None:
+    # CUDA reserves far more address space than it uses and fails under RLIMIT_AS.
+    code = ("import resource\n"
+            "result = {'as': resource.getrlimit(resource.RLIMIT_AS)[0],\n"
+            "          'data': resource.getrlimit(resource.RLIMIT_DATA)[0]}\n")
+    with ProcessRunner(workers=1, gpus=["0"], data_dir=outside_tmp / "data") as gpu_runner:
+        gpu = gpu_runner.run(code_job(code))
+    with ProcessRunner(workers=1, data_dir=outside_tmp / "data") as cpu_runner:
+        cpu = cpu_runner.run(code_job(code))
+    import resource
+
+    unlimited = resource.RLIM_INFINITY
+    assert gpu.meta["as"] == unlimited and gpu.meta["data"] != unlimited, gpu.meta
+    assert cpu.meta["as"] != unlimited, cpu.meta
+
+
 def test_only_gpu_workers_bind_the_nvidia_device_nodes(tmp_path) -> None:
     from optforge.sandbox.isolation import bwrap_command, nvidia_devices
 
