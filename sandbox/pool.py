@@ -118,17 +118,7 @@ class PooledRunner:
         return result
 
     def run_many(self, jobs: Sequence[Job]) -> list[RunResult]:
-        for job in jobs:
-            check_payload(job)
-        if not jobs:
-            return []
-        with ThreadPoolExecutor(max_workers=min(len(jobs), self.workers)) as threads:
-            futures = [threads.submit(self.run, job) for job in jobs]
-            try:
-                return [future.result() for future in futures]
-            except KeyboardInterrupt:  # stop everything now rather than wait for running jobs
-                self.close()
-                raise
+        return run_concurrently(self.run, self.close, jobs, self.workers)
 
     def close(self) -> None:
         self._finalizer()
@@ -160,6 +150,24 @@ def _done(worker: WorkerHandle) -> Future[WorkerHandle]:
     future: Future[WorkerHandle] = Future()
     future.set_result(worker)
     return future
+
+
+def run_concurrently(
+    run: Callable[[Job], RunResult], close: Callable[[], None], jobs: Sequence[Job], workers: int
+) -> list[RunResult]:
+    """Every job through `run`, up to `workers` at once; results in job order. Ctrl-C calls
+    `close` (stop everything now rather than wait for running jobs) and re-raises."""
+    for job in jobs:
+        check_payload(job)
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(jobs), workers)) as threads:
+        futures = [threads.submit(run, job) for job in jobs]
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:
+            close()
+            raise
 
 
 def check_payload(job: Job) -> None:

@@ -25,13 +25,12 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from optforge.sandbox.errors import SandboxError, SandboxUnavailable
 from optforge.sandbox.host_worker import HOST_GRACE_SECONDS, STARTUP_TIMEOUT_SECONDS
-from optforge.sandbox.pool import check_payload
+from optforge.sandbox.pool import check_payload, run_concurrently
 from optforge.sandbox.records import Job, Runner, RunResult
 
 log = logging.getLogger(__name__)
@@ -163,17 +162,7 @@ class RayRunner:
         )
 
     def run_many(self, jobs: Sequence[Job]) -> list[RunResult]:
-        for job in jobs:
-            check_payload(job)
-        if not jobs:
-            return []
-        with ThreadPoolExecutor(max_workers=min(len(jobs), self.workers)) as threads:
-            futures = [threads.submit(self.run, job) for job in jobs]
-            try:
-                return [future.result() for future in futures]
-            except KeyboardInterrupt:
-                self.close()
-                raise
+        return run_concurrently(self.run, self.close, jobs, self.workers)
 
     def close(self) -> None:
         with self._lock:

@@ -96,6 +96,18 @@ def _scores(directory: pathlib.Path) -> list[tuple[str, int, str, float | None]]
     return [(e.candidate_id, e.tier, e.status, e.score) for e in snap.evaluations]
 
 
+def _start_on_ray(directory: pathlib.Path, log: pathlib.Path, cluster: str, cache, config_file, cwd):
+    """The tiny campaign (budget 3) through the cluster, started in its own session, once an actor
+    is running a job (so that a kill lands mid-job)."""
+    proc = start("run", "--config", config_file, "--dir", directory, "--budget", 3,
+                 "--ray-address", cluster, "--workers", 2, cache=cache, cwd=cwd, log=log)
+    busy = wait_for(lambda: bool(_actor_pids(running=True)), proc, timeout=600)
+    if not busy:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert busy, log.read_text()[-3000:]
+    return proc
+
+
 def _actor_pids(running: bool) -> list[int]:
     title = ACTOR_TITLE + (".run" if running else "")
     return [pid for pid in _processes_mentioning(title)]
@@ -110,11 +122,8 @@ def test_a_campaign_through_two_nodes_equals_the_local_one_though_an_actor_is_ki
     assert out.returncode == 0, out.stderr[-3000:]
 
     remote, log = tmp_path / "ray", tmp_path / "ray.log"
-    proc = start("run", "--config", config_file, "--dir", remote, "--budget", 3,
-                 "--ray-address", cluster, "--workers", 2, cache=cache, cwd=tmp_path, log=log)
+    proc = _start_on_ray(remote, log, cluster, cache, config_file, tmp_path)
     try:
-        busy = wait_for(lambda: bool(_actor_pids(running=True)), proc, timeout=600)
-        assert busy, log.read_text()[-3000:]
         victim = _actor_pids(running=True)[0]
         os.kill(victim, signal.SIGKILL)
         assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
@@ -134,14 +143,9 @@ def test_a_campaign_through_two_nodes_equals_the_local_one_though_an_actor_is_ki
 
 def test_a_driver_killed_with_sigkill_resumes_through_ray(cluster, cache, config_file, tmp_path):
     directory, log = tmp_path / "D", tmp_path / "run.log"
-    proc = start("run", "--config", config_file, "--dir", directory, "--budget", 3,
-                 "--ray-address", cluster, "--workers", 2, cache=cache, cwd=tmp_path, log=log)
-    try:
-        busy = wait_for(lambda: bool(_actor_pids(running=True)), proc, timeout=600)
-        assert busy, log.read_text()[-3000:]
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    proc = _start_on_ray(directory, log, cluster, cache, config_file, tmp_path)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
     # Ray stops the actors a dead driver owned (and their sandbox workers die with them).
     deadline = time.monotonic() + 60
     while _actor_pids(running=False) and time.monotonic() < deadline:
