@@ -189,10 +189,15 @@ def llm_api_key(backend: str) -> SecretStr | None:
     $OPENAI_API_KEY; litellm finds each provider's own variable (ANTHROPIC_API_KEY, ...) itself, so
     it gets no fallback here (an OpenAI key would be wrong for another provider).
     """
-    key = os.environ.get("OPTFORGE_LLM_API_KEY")
-    if not key and backend == "openai":
-        key = os.environ.get("OPENAI_API_KEY")
-    return SecretStr(key) if key else None
+    name = llm_api_key_variable(backend)
+    return SecretStr(os.environ[name]) if name else None
+
+
+def llm_api_key_variable(backend: str) -> str | None:
+    """The name of the environment variable `llm_api_key` takes the key from (None: no key set).
+    Safe to show: it names where the key is, never the key."""
+    names = ("OPTFORGE_LLM_API_KEY", "OPENAI_API_KEY") if backend == "openai" else ("OPTFORGE_LLM_API_KEY",)
+    return next((name for name in names if os.environ.get(name)), None)
 
 
 # -- campaigns ------------------------------------------------------------------------------------

@@ -200,7 +200,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _new_config(args: argparse.Namespace) -> dict[str, Any]:
-    config = load_config(args.config) if args.config else CampaignConfig()
     chosen: dict[str, Any] = {
         "kind": args.kind,
         "proposer": args.proposer,
@@ -210,6 +209,18 @@ def _new_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.model and not args.proposer:
         chosen["proposer"] = "llm"  # naming a model means using it
     chosen.update(_spending(args))
+    return _config_data(args.config, chosen)
+
+
+def configured(path: pathlib.Path | None, chosen: dict[str, Any]) -> CampaignConfig:
+    """The config `run` would use: the file at `path` (default: the defaults) with the flags'
+    values `chosen` (dotted keys; None: not given) on top. The environment fills the [llm] settings
+    the result leaves unset later (agent/config.py resolve_llm_config). One-line errors."""
+    return _validated(_config_data(path, chosen))
+
+
+def _config_data(path: pathlib.Path | None, chosen: dict[str, Any]) -> dict[str, Any]:
+    config = load_config(path) if path else CampaignConfig()
     data = config.model_dump(mode="json")
     for dotted, value in chosen.items():
         if value is not None:
@@ -354,4 +365,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["CampaignUsageError", "ConfigFileError", "add_commands", "sigterm_as_interrupt"]
+__all__ = [
+    "CampaignUsageError",
+    "ConfigFileError",
+    "add_commands",
+    "configured",
+    "sigterm_as_interrupt",
+]

@@ -20,6 +20,7 @@ from optforge.agent.cli.campaign import (
     sigterm_as_interrupt,
 )
 from optforge.agent.cli.export import add_export_command
+from optforge.agent.cli.llm_check import add_llm_commands
 from optforge.agent.cli.review import ReviewError, add_review_commands
 from optforge.agent.cli.sandbox import add_commands as add_sandbox_commands
 from optforge.agent.config import EvaluationConfig, ExecutorConfig, SandboxConfig, cache_dir
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     prep.set_defaults(handler=_cmd_prepare)
     add_commands(sub)
     add_export_command(sub)
+    add_llm_commands(sub)
     add_review_commands(sub)
     add_sandbox_commands(sub)
     return parser

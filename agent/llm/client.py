@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
+# What went wrong, for advice that depends on it (`optforge llm check`): no reply in time, no
+# connection, an HTTP error status, a body that is not a chat completion, or anything else.
+FailureReason = Literal["timeout", "connection", "status", "malformed", "other"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class ChatError(Exception):
     malformed body, i.e. something that may go away; any other 4xx will fail the same way again.
     `retry_after_s`: the server's Retry-After, when it sent one.
     `kind` names the failure in summaries ("RateLimitError 429", "APITimeoutError").
+    `reason` says which sort of failure it is (FailureReason), whatever the SDK called it.
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class ChatError(Exception):
         status: int | None = None,
         retry_after_s: float | None = None,
         latency_s: float = 0.0,
+        reason: FailureReason = "other",
     ):
         super().__init__(message)
         self.message = message
@@ -57,6 +62,7 @@ class ChatError(Exception):
         self.status = status
         self.retry_after_s = retry_after_s
         self.latency_s = latency_s
+        self.reason: FailureReason = reason
 
     @property
     def kind(self) -> str:

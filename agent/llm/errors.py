@@ -40,10 +40,18 @@ def classify(
     # Order matters: litellm's Timeout is an APITimeoutError that also carries status_code 408.
     if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
         return ChatError(
-            f"{name}: no reply within {timeout:g}s", retryable=True, latency_s=latency_s
+            f"{name}: no reply within {timeout:g}s",
+            retryable=True,
+            latency_s=latency_s,
+            reason="timeout",
         )
     if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
-        return ChatError(f"{name}: {one_line(exc, secret)}", retryable=True, latency_s=latency_s)
+        return ChatError(
+            f"{name}: {one_line(exc, secret)}",
+            retryable=True,
+            latency_s=latency_s,
+            reason="connection",
+        )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         detail = one_line(_provider_message(exc), secret)
@@ -53,6 +61,7 @@ def classify(
             status=status,
             retry_after_s=_retry_after(exc),
             latency_s=latency_s,
+            reason="status",
         )
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
         # A 200 whose body is not a chat completion (cut off by a proxy, an HTML error page, ...):
@@ -62,7 +71,9 @@ def classify(
 
 
 def malformed(detail: str, latency_s: float) -> ChatError:
-    return ChatError(f"MalformedResponse: {detail}", retryable=True, latency_s=latency_s)
+    return ChatError(
+        f"MalformedResponse: {detail}", retryable=True, latency_s=latency_s, reason="malformed"
+    )
 
 
 def _provider_message(exc: openai.APIStatusError) -> str:
@@ -72,6 +83,10 @@ def _provider_message(exc: openai.APIStatusError) -> str:
         error = body.get("error", body)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
+        # FastAPI-based servers (transformers serve, some proxies) answer {"detail": "..."}; the
+        # SDK's own message for them is only "Error code: 400".
+        if isinstance(body.get("detail"), str):
+            return str(body["detail"])
     return exc.message or str(exc)
 
 

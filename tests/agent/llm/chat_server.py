@@ -4,6 +4,7 @@ It binds 127.0.0.1 on a free port (never any other address) and answers `POST /v
 from a queue of scripted responses, recording every request it receives (body and Authorization
 header) so tests can count attempts and check what was sent. When the queue runs dry it answers 599,
 which is a 5xx, so an unexpected extra call shows up as a failure in the test instead of a hang.
+`GET /v1/models` lists `models` when a test sets them (404 otherwise), recording the paths it gets.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class ChatServer:
         self._stopping = threading.Event()
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []
+        self.models: list[str] | None = None  # what GET /v1/models lists (None: 404)
+        self.gets: list[str] = []  # paths of the GET requests received
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         # A short poll interval: shutdown() waits up to one interval, once per test.
@@ -132,6 +136,16 @@ class ChatServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                with server._lock:
+                    server.gets.append(self.path)
+                    models = server.models
+                if self.path.rstrip("/") != MODELS_PATH or models is None:
+                    self._send(api_error(404, f"no route {self.path}"))
+                    return
+                listing = {"object": "list", "data": [{"id": m, "object": "model"} for m in models]}
+                self._send(raw(json.dumps(listing).encode()))
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length)
