@@ -171,6 +171,21 @@ class LLMConfig(_Frozen):
         0.3, ge=0.0, le=1.0, description="chance to ask for SEARCH/REPLACE edits instead of a rewrite"
     )
     history_size: int = Field(12, ge=0, description="earlier candidates shown in a prompt")
+    # The model's context window (prompt and reply), e.g. 8192 for SmolLM2 or a llama.cpp server
+    # started with -c 8192. When set, a prompt that would not leave max_tokens for the reply drops
+    # its weakest history entries, then inspirations (agent/proposers/prompting.py). None: no limit.
+    context_tokens: int | None = Field(
+        None, ge=1024, description="the model's context window in tokens, to fit prompts into"
+    )
+
+    @model_validator(mode="after")
+    def _room_for_a_reply(self) -> LLMConfig:
+        if self.context_tokens is not None and self.max_tokens >= self.context_tokens:
+            raise ValueError(
+                f"llm.max_tokens ({self.max_tokens}) must be below llm.context_tokens "
+                f"({self.context_tokens}): the prompt needs room too"
+            )
+        return self
 
 
 def resolve_llm_config(config: LLMConfig) -> LLMConfig:

@@ -217,15 +217,25 @@ class EvaluationRecord:
 
 @dataclass(frozen=True)
 class LLMCallRecord:
-    """One language-model call, recorded whether or not it produced a candidate (never the key)."""
+    """One language-model call, recorded whether or not it produced a candidate (never the key:
+    a prompt holds the conversation sent, never a request header).
 
-    candidate_id: str | None  # None when the call produced no stored candidate
+    `candidate_id`: the candidate of the proposal the call belongs to, set for every call of a
+    proposal that produced one (the rejected first reply of a repaired proposal included); None when
+    the proposal failed or its reply went unused. `rejected`: why the proposer could not use the
+    reply, one line (None for a reply it used, and for a failed request, which has `error`).
+    Archives before schema 4 kept no prompt, reply or reason: None in all three."""
+
+    candidate_id: str | None
     model: str
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float | None = None  # None when the provider's price is unknown
     latency_s: float = 0.0
-    error: str | None = None
+    error: str | None = None  # the request failed (every attempt): how; then `reply` is None
+    rejected: str | None = None
+    prompt: str | None = None  # the request's messages as "[role]\ncontent" blocks
+    reply: str | None = None  # the reply's text, as the model wrote it
     created_at: float = field(default_factory=time.time)
 
 

@@ -8,6 +8,9 @@ one; a file with a higher version than this is refused, never "repaired"):
      version-2 row is appended to `schema` (append-only: the current version is the highest row).
   3: evaluations.batching and evaluations.batching_note (how members were batched under vmap, and
      why not more); older rows keep batch_safe and have NULL in both.
+  4: llm_calls.prompt (the request's whole conversation as one text), llm_calls.reply (the reply's
+     text; NULL when the request failed) and llm_calls.rejected (NULL, or the one-line reason the
+     proposer could not use the reply). Older rows have NULL in all three: nothing was kept.
 
 Every table is append-only: BEFORE UPDATE / BEFORE DELETE triggers abort. With `recursive_triggers`
 on (set by the store) this also covers the deletes that INSERT OR REPLACE performs.
@@ -23,7 +26,7 @@ from typing import Any, TypeVar
 
 from .records import CandidateRecord, EvaluationRecord, EventRecord, LLMCallRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION = "optforge-archive"  # tells an optforge archive from any other SQLite file
 
 TABLES = {
@@ -99,6 +102,9 @@ CREATE TABLE llm_calls (
     cost_usd REAL,
     latency_s REAL NOT NULL,
     error TEXT,
+    rejected TEXT,                          -- why the proposer could not use the reply (one line)
+    prompt TEXT,                            -- the whole request: the conversation as one text
+    reply TEXT,                             -- the reply's text; NULL when the request failed
     created_at REAL NOT NULL
 );
 CREATE TABLE events (
@@ -138,6 +144,9 @@ _MIGRATIONS = {
     1: ("ALTER TABLE evaluations ADD COLUMN environment TEXT NOT NULL DEFAULT '{}'",),
     2: ("ALTER TABLE evaluations ADD COLUMN batching TEXT",
         "ALTER TABLE evaluations ADD COLUMN batching_note TEXT"),
+    3: ("ALTER TABLE llm_calls ADD COLUMN rejected TEXT",
+        "ALTER TABLE llm_calls ADD COLUMN prompt TEXT",
+        "ALTER TABLE llm_calls ADD COLUMN reply TEXT"),
 }
 
 

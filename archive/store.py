@@ -61,6 +61,7 @@ class ArchiveCounts:
     llm_calls: int
     llm_errors: int
     llm_cost_usd: float  # calls with an unknown price count as 0
+    llm_rejected: int = 0  # calls whose reply the proposer could not use
 
 
 class ArchiveStore:
@@ -166,6 +167,8 @@ class ArchiveStore:
                         "archive: store parents before their children"
                     )
                 schema.insert(db, record)
+            # Every call of the proposal belongs to the candidate, a rejected first reply that the
+            # repair round fixed included (its `rejected` says why it was not used).
             for call in llm_calls:
                 schema.insert(db, dataclasses.replace(call, candidate_id=record.id))
         return new
@@ -287,8 +290,29 @@ class ArchiveStore:
         )
         return found[0] if found else None
 
-    def llm_calls(self) -> list[LLMCallRecord]:
-        return self._records(LLMCallRecord, "ORDER BY seq")
+    def llm_calls(self, candidate_id: str | None = None) -> list[LLMCallRecord]:
+        """LLM calls in the order made, optionally only those of one candidate."""
+        where, params = _filters(candidate_id=candidate_id)
+        return self._records(LLMCallRecord, where + " ORDER BY seq", params)
+
+    def numbered_llm_calls(
+        self, candidate_id: str | None = None, last: int | None = None
+    ) -> list[tuple[int, LLMCallRecord]]:
+        """(seq, call) in the order made: the number `llm_call` takes. Optionally only one
+        candidate's calls, and only the `last` N of them (still oldest first)."""
+        where, params = _filters(candidate_id=candidate_id)
+        limit = "" if last is None else f" LIMIT {max(int(last), 0)}"
+        cols = ", ".join(schema.columns(LLMCallRecord))
+        # The newest N, read newest first, then put back in order.
+        rows = self._rows(
+            f"SELECT seq, {cols} FROM llm_calls {where} ORDER BY seq DESC{limit}", params
+        )
+        return [(int(r[0]), schema.decode(LLMCallRecord, r[1:])) for r in reversed(rows)]
+
+    def llm_call(self, seq: int) -> LLMCallRecord | None:
+        """The call numbered `seq` (see `numbered_llm_calls`); None when there is none."""
+        found = self._records(LLMCallRecord, "WHERE seq = ?", (seq,))
+        return found[0] if found else None
 
     def events(self, kind: str | None = None) -> list[EventRecord]:
         where, params = _filters(kind=kind)
@@ -307,11 +331,13 @@ class ArchiveStore:
             (deduplicated,) = db.execute(
                 "SELECT count(DISTINCT candidate_id) FROM evaluations WHERE reused_from IS NOT NULL"
             ).fetchone()
-            calls, errors, cost = db.execute(
-                "SELECT count(*), count(error), total(cost_usd) FROM llm_calls"
+            calls, errors, cost, rejected = db.execute(
+                "SELECT count(*), count(error), total(cost_usd), count(rejected) FROM llm_calls"
             ).fetchone()
         evaluations = {t: sum(s.values()) for t, s in statuses.items()}
-        return ArchiveCounts(n_candidates, evaluations, statuses, deduplicated, calls, errors, cost)
+        return ArchiveCounts(
+            n_candidates, evaluations, statuses, deduplicated, calls, errors, cost, rejected
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 

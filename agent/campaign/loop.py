@@ -197,6 +197,8 @@ class Campaign:
             self._proposal_failed(outcome)
             return None
         record = records.candidate_record(outcome, self.kind, island, self._generation())
+        # Every call of the proposal is stored under the candidate: the rejected first reply of a
+        # repaired proposal too (its `rejected` says why), and a duplicate's under the one it repeats.
         if not self.archive.add_candidate(record, outcome.llm_calls):
             self._fruitless += 1
             self._event("duplicate_source", {"candidate_id": record.id, "proposer": outcome.proposer})
@@ -206,6 +208,7 @@ class Campaign:
 
     def _proposal_failed(self, failure: ProposalFailed) -> None:
         self._fruitless += 1
+        # No candidate: each call keeps its prompt and reply, and why it was rejected (or its error).
         for call in failure.llm_calls:
             self.archive.add_llm_call(call)
         self._event("proposal_failed", {"proposer": self.parts.proposer.name, "error": str(failure)})

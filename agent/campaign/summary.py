@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -106,8 +107,8 @@ class CampaignSummary:
     duplicate_sources: int  # proposals whose normalized source was already archived
     proposal_failures: int  # proposals that produced no candidate
     llm_calls: int
-    llm_errors: int
-    llm_cost_usd: float
+    llm_errors: int  # calls that failed (every attempt): no reply
+    llm_cost_usd: float  # calls with no known price count as $0
     champion: CandidateRow | None  # the best new candidate on tier 2 (agent/campaign/rules.py `champion`)
     top: tuple[CandidateRow, ...]  # verified first (see `ranked_rows`), seeds included
     baselines: dict[str, CandidateRow] = field(default_factory=dict)  # seed name -> row
@@ -116,6 +117,11 @@ class CampaignSummary:
     best: CandidateRow | None = None  # the best-ranked non-seed candidate with a score
     champion_lead: Champion | None = None  # the champion's tier-2 score and lead over the next
     bar: Bar | None = None  # None before any new candidate has a score
+    llm_rejected: int = 0  # replies the proposer could not use (unparsable, or breaking the contract)
+    llm_tokens_in: int = 0
+    llm_tokens_out: int = 0
+    llm_latency_median_s: float | None = None  # over the calls that got a reply; None: none did
+    llm_unpriced: int = 0  # calls that got a reply but whose model has no known price
 
     @property
     def budget_exhausted(self) -> bool:
@@ -217,9 +223,7 @@ def summarize_snapshot(archive: ArchiveSnapshot, top: int = 10) -> CampaignSumma
         deduplicated=sum(1 for r in new if r.reused_from),
         duplicate_sources=sum(1 for e in events if e.kind == "duplicate_source"),
         proposal_failures=sum(1 for e in events if e.kind == "proposal_failed"),
-        llm_calls=len(archive.llm_calls),
-        llm_errors=sum(call.error is not None for call in archive.llm_calls),
-        llm_cost_usd=sum(call.cost_usd or 0.0 for call in archive.llm_calls),
+        **llm_figures(archive.llm_calls),
         champion=next((r for r in new if lead is not None and r.id == lead.candidate_id), None),
         top=tuple(ranked[: max(top, 0)]),
         baselines={r.name: r for r in seeds},
@@ -229,6 +233,22 @@ def summarize_snapshot(archive: ArchiveSnapshot, top: int = 10) -> CampaignSumma
         champion_lead=lead,
         bar=_bar(best, seeds, evaluations),
     )
+
+
+def llm_figures(calls: Sequence[LLMCallRecord]) -> dict[str, Any]:
+    """The summary's llm_* fields: counts, tokens, the median latency and the cost of `calls`."""
+    answered = [call for call in calls if call.error is None]
+    latencies = [call.latency_s for call in answered]
+    return {
+        "llm_calls": len(calls),
+        "llm_errors": len(calls) - len(answered),
+        "llm_cost_usd": sum(call.cost_usd or 0.0 for call in calls),
+        "llm_rejected": sum(call.rejected is not None for call in calls),
+        "llm_tokens_in": sum(call.tokens_in for call in calls),
+        "llm_tokens_out": sum(call.tokens_out for call in calls),
+        "llm_latency_median_s": statistics.median(latencies) if latencies else None,
+        "llm_unpriced": sum(call.cost_usd is None for call in answered),
+    }
 
 
 def _bar(

@@ -56,8 +56,33 @@ def shows_llm(proposer: str, llm_calls: int) -> bool:
     return llm_calls > 0 or proposer.startswith("llm") or proposer == "mix"
 
 
-def llm_text(calls: int, errors: int, cost_usd: float) -> str:
-    return f"{calls} calls, {errors} errors, ${cost_usd:.4f}"
+def llm_text(s: CampaignSummary, short: bool = False) -> str:
+    """"9 calls, 2 errors, 3 rejected replies, 28,000 tokens in / 2,800 out, median latency 1.4s,
+    $0.0123"; `short` (the one-line progress log) keeps calls, errors, rejected and the cost."""
+    cost = cost_text(s.llm_cost_usd, s.llm_calls - s.llm_errors, s.llm_unpriced)
+    if short:
+        return f"{s.llm_calls} calls, {s.llm_errors} errors, {s.llm_rejected} rejected, {cost}"
+    return (
+        f"{s.llm_calls} calls, {s.llm_errors} errors, {s.llm_rejected} rejected replies, "
+        f"{s.llm_tokens_in:,} tokens in / {s.llm_tokens_out:,} out, "
+        f"median latency {latency_text(s.llm_latency_median_s)}, {cost}"
+    )
+
+
+def cost_text(cost_usd: float, answered: int, unpriced: int) -> str:
+    """The LLM cost, saying so when it is not known: a local server's model has no price, and
+    "$0.0000" would claim it was free."""
+    if answered and unpriced >= answered:
+        return "cost unknown (no price for this model)"
+    if unpriced:
+        return f"${cost_usd:.4f} ({unpriced} calls with no known price count as $0)"
+    return f"${cost_usd:.4f}"
+
+
+def latency_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.2f}s" if seconds < 1 else f"{seconds:.1f}s"
 
 
 def best_text(best: CandidateRow | None) -> str:
@@ -85,7 +110,7 @@ def report_lines(s: CampaignSummary) -> list[str]:
     )
     lines.append(f"outcomes: {outcomes_text(s.statuses)}")
     if shows_llm(s.proposer, s.llm_calls):
-        lines.append(f"llm: {llm_text(s.llm_calls, s.llm_errors, s.llm_cost_usd)}")
+        lines.append(f"llm: {llm_text(s)}")
     lines.append(f"archive: {s.archive}")
     return lines
 

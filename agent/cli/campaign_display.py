@@ -117,7 +117,7 @@ def progress_line(p: Progress) -> str:
     if s.deduplicated or s.duplicate_sources or s.proposal_failures:
         parts.append(_dedupe_text(s))
     if shows_llm(s.proposer, s.llm_calls):
-        parts.append(f"llm: {llm_text(s.llm_calls, s.llm_errors, s.llm_cost_usd)}")
+        parts.append(f"llm: {llm_text(s, short=True)}")
     parts.append(f"elapsed {duration_text(p.elapsed_s)}, eta {duration_text(p.eta_s)}")
     parts.append(p.phase or "")
     return " | ".join(part for part in parts if part)
@@ -147,7 +147,7 @@ def progress_panel(p: Progress, since_update_s: float = 0.0) -> Panel:
     grid.add_row("failures", Text(failures_text(s.statuses)))
     grid.add_row("dedupe", Text(_dedupe_text(s).removeprefix("dedupe: ")))
     if shows_llm(s.proposer, s.llm_calls):
-        grid.add_row("llm", Text(llm_text(s.llm_calls, s.llm_errors, s.llm_cost_usd)))
+        grid.add_row("llm", Text(llm_text(s)))
     eta = None if p.eta_s is None else max(p.eta_s - since_update_s, 0.0)
     elapsed = (p.elapsed_s or 0.0) + since_update_s
     grid.add_row("time", f"elapsed {duration_text(elapsed)}, eta {duration_text(eta)}")

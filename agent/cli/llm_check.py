@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from optforge.agent.cli.campaign import CampaignUsageError, configured
+from optforge.agent.cli.llm_calls import add_calls_command
 from optforge.agent.llm.check import PROVIDER_DEFAULT, CheckOutcome, run_check
 from optforge.agent.llm.client import LLMUnavailable
-from optforge.agent.proposers.replies import ReplyError, parse_reply
+from optforge.agent.proposers.replies import CUT_OFF_NOTE, ReplyError, parse_reply
 from optforge.tasks.contracts import KINDS, check_source
 
 # Contract errors shown on the text output's `contract:` line (--json has them all).
@@ -28,7 +29,11 @@ EXIT = {"ok": 0, "unusable": 1, "failed": 2}
 
 
 def add_llm_commands(sub: argparse._SubParsersAction) -> None:
-    llm = sub.add_parser("llm", help="the language model: `optforge llm check` tests the set-up")
+    llm = sub.add_parser(
+        "llm",
+        help="the language model: `optforge llm check` tests the set-up, `optforge llm calls DIR` "
+        "lists a campaign's calls",
+    )
     commands = llm.add_subparsers(dest="llm_command", required=True)
     check = commands.add_parser(
         "check",
@@ -50,6 +55,7 @@ def add_llm_commands(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(handler=cmd_llm_check)
+    add_calls_command(commands)
 
 
 def cmd_llm_check(args: argparse.Namespace) -> int:
@@ -91,7 +97,10 @@ def judge(text: str, kind: str) -> Judgement:
         return Judgement(None, str(exc), None)
     if parsed.code is None:  # SEARCH/REPLACE edits: there is no parent to apply them to
         return Judgement(None, "it holds SEARCH/REPLACE edits, not a complete module", None)
-    return Judgement(len(parsed.code.splitlines()), None, check_source(parsed.code, kind))
+    errors = check_source(parsed.code, kind)
+    if errors and parsed.cut_off:
+        errors = [CUT_OFF_NOTE, *errors]
+    return Judgement(len(parsed.code.splitlines()), None, errors)
 
 
 def check_report(outcome: CheckOutcome, kind: str) -> dict[str, Any]:

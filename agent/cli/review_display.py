@@ -19,6 +19,7 @@ from rich.tree import Tree
 from optforge.agent.campaign.summary import CandidateRow, RankBy
 from optforge.agent.campaign.summary_text import evaluation_of, score_text
 from optforge.agent.cli.campaign_display import default_console
+from optforge.agent.review.calls import outcome, outcome_text
 from optforge.agent.review.view import (
     ArchiveView,
     LineageNode,
@@ -131,6 +132,7 @@ def print_show(view: ArchiveView, candidate: CandidateRecord, out: Console | Non
             out.print(_baseline_matrix(view, candidate, tier))
         else:
             _plain(out, f"no seed baseline was evaluated on tier {tier} (cascade.seeds_tier2 off)")
+    _print_calls(out, view, candidate)
     _plain(out, "code:")
     if out.is_terminal:
         out.print(
@@ -178,6 +180,26 @@ def _facts(
             ("reused", f"evaluations copied from {row.reused_from[:12]} (same tier-0 behaviour)")
         )
     return facts
+
+
+def _print_calls(out: Console, view: ArchiveView, candidate: CandidateRecord) -> None:
+    """The LLM calls of the proposal that made it: a rejected first reply, then the repair."""
+    calls = view.numbered_calls(candidate.id)
+    if not calls:
+        return
+    _plain(out, f"LLM calls: {len(calls)} (`optforge llm calls DIR --seq N` shows one's prompt and reply)")
+    for n in calls:
+        call = n.call
+        kind = outcome(call)
+        # A rejected reply here is one the repair round fixed: the candidate is this one.
+        said = {"candidate": "reply used", "rejected": f"rejected: {call.rejected}"}.get(
+            kind, outcome_text(call, view.candidates)
+        )
+        _plain(
+            out,
+            f"  #{n.seq} {call.model}: {call.tokens_in:,} tokens in / {call.tokens_out:,} out, "
+            f"{call.latency_s:.2f}s; {said}",
+        )
 
 
 def _print_evaluation(out: Console, e: EvaluationRecord, kind: str) -> None:

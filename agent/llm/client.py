@@ -24,6 +24,13 @@ class Message:
     content: str
 
 
+def transcript(messages: Sequence[Message]) -> str:
+    """The conversation as one text: "[role]\ncontent" blocks joined by blank lines. What a
+    candidate (Proposal.prompt) and each LLM call record (LLMCallRecord.prompt) keep of a request:
+    the messages only, never a header, so never the API key."""
+    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
+
+
 @dataclass(frozen=True)
 class ChatReply:
     """One HTTP request's answer. Not a call record: the record (archive LLMCallRecord, written by

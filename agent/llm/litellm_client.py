@@ -15,7 +15,7 @@ import openai
 from pydantic import SecretStr
 
 from .client import ChatReply, LLMUnavailable, Message
-from .errors import classify
+from .errors import classify, redact
 from .openai_client import reply_text
 
 INSTALL_HINT = "the litellm backend needs litellm: pip install 'optforge[litellm]'"
@@ -74,7 +74,7 @@ class LiteLLMChatClient:
                 exc, timeout=timeout, secret=self._secret, latency_s=time.perf_counter() - started
             ) from None
         latency = time.perf_counter() - started
-        text = reply_text(response, latency)
+        text = redact(reply_text(response, latency), self._secret)  # replies are stored: never the key
         usage = getattr(response, "usage", None)
         tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)

@@ -12,7 +12,7 @@ import openai
 from pydantic import SecretStr
 
 from .client import ChatReply, LLMUnavailable, Message
-from .errors import classify, malformed
+from .errors import classify, malformed, redact
 from .prices import cost_usd
 
 # Local OpenAI-compatible servers ignore the key, but the SDK refuses to start without one; this is
@@ -60,7 +60,9 @@ class OpenAIChatClient:
                 exc, timeout=timeout, secret=self._secret, latency_s=time.perf_counter() - started
             ) from None  # the SDK's exception chain is not ours to vouch for (key-free)
         latency = time.perf_counter() - started
-        text = reply_text(response, latency)
+        # A server that echoes the key into its reply must not get it into the archive (replies are
+        # stored, the rejected ones too).
+        text = redact(reply_text(response, latency), self._secret)
         usage = getattr(response, "usage", None)
         tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)

@@ -20,7 +20,7 @@ import tenacity
 from optforge.archive import LLMCallRecord
 
 from ..config import LLMConfig
-from .client import ChatClient, ChatError, ChatReply, Message
+from .client import ChatClient, ChatError, ChatReply, Message, transcript
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def chat(
     LLMCallFailed (carrying the record) when no attempt succeeded.
 
     The record's latency is the whole call's wall time, backoff waits included: what the campaign
-    actually waited for this reply.
+    actually waited for this reply. It keeps the request's conversation (`transcript`) and the
+    reply's text (None for a failed call); the caller adds why it rejected a reply, if it did.
     """
     jitter = rng or random.Random()
     failures: list[ChatError] = []
@@ -114,14 +115,18 @@ def chat(
         sleep=sleep,
         reraise=True,
     )
+    prompt = transcript(request.messages)
     try:
         reply = retrying(attempt)
     except ChatError:
         elapsed = time.perf_counter() - started
-        call = LLMCallRecord(None, request.model, 0, 0, None, elapsed, error=failure_line(failures))
+        call = LLMCallRecord(None, request.model, 0, 0, None, elapsed, error=failure_line(failures),
+                             prompt=prompt)
         raise LLMCallFailed(call) from None
     elapsed = time.perf_counter() - started
-    return reply, LLMCallRecord(None, request.model, reply.tokens_in, reply.tokens_out, reply.cost_usd, elapsed)
+    call = LLMCallRecord(None, request.model, reply.tokens_in, reply.tokens_out, reply.cost_usd,
+                         elapsed, prompt=prompt, reply=reply.text)
+    return reply, call
 
 
 def failure_line(failures: Sequence[ChatError]) -> str:

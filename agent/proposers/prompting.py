@@ -9,6 +9,7 @@ cannot leak a held-out task's name or metric.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from functools import cache
 from typing import Literal
 
 from optforge.agent.llm.client import Message
+from optforge.agent.llm.client import transcript as transcript  # re-exported
 from optforge.agent.prompts import render
 from optforge.agent.proposers.base import ParentInfo, ProposalRequest, TaskFeedback
 from optforge.agent.proposers.kinds import proposal_kind
@@ -35,18 +37,47 @@ log = logging.getLogger(__name__)
 Mode = Literal["rewrite", "diff"]
 
 EXCERPT_LINES = 12
+# Our prompts measured 3.2-3.5 characters per token with SmolLM2's tokenizer
+# (benchmarks/prompt_sizes.py); GPT-style tokenizers give more. 3 keeps the estimate above the truth.
+CHARS_PER_TOKEN = 3
+TEMPLATE_TOKENS_PER_MESSAGE = 8
+CURVE_POINTS = 6
 # Within this of 1.0 a task score reads as "level" (scores are shown with two decimals).
 LEVEL_TOLERANCE = 0.005
 
 
-def build_messages(request: ProposalRequest, mode: Mode, history_size: int) -> tuple[Message, ...]:
-    """The system and user messages asking for a new candidate of `request.kind`."""
+def build_messages(
+    request: ProposalRequest, mode: Mode, history_size: int, *, budget_tokens: int | None = None
+) -> tuple[Message, ...]:
+    """The system and user messages asking for a new candidate of `request.kind`.
+
+    `budget_tokens`: the most the prompt may take of the model's context window (the window minus
+    the reply's max_tokens), or None for no limit. Over it, what costs the most for the least is
+    left out first: the history's weakest entries (halving it), then the inspirations. The
+    contract, the examples, the parents and the reply format always stay: without them a reply
+    cannot be a candidate.
+    """
     if mode == "diff" and len(request.parents) != 1:
         raise ValueError(f"diff mode edits one parent, the request has {len(request.parents)}")
-    return (
-        Message("system", system_prompt(request.kind)),
-        Message("user", user_prompt(request, mode, history_size)),
-    )
+    system = Message("system", system_prompt(request.kind))
+    user = Message("user", user_prompt(request, mode, history_size))
+    if budget_tokens is None:
+        return system, user
+    while estimated_tokens((system, user)) > budget_tokens:
+        if history_size > 0 and request.history:
+            history_size //= 2
+        elif request.inspirations:
+            request = dataclasses.replace(request, inspirations=request.inspirations[:-1])
+        else:
+            break  # nothing optional left: send it, and let the server say it is too long
+        user = Message("user", user_prompt(request, mode, history_size))
+    return system, user
+
+
+def estimated_tokens(messages: Sequence[Message]) -> int:
+    """An upper estimate of the prompt's tokens: CHARS_PER_TOKEN characters each, plus a little
+    per message for the chat template."""
+    return sum(len(m.content) // CHARS_PER_TOKEN + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
 
 
 @cache
@@ -110,24 +141,30 @@ def _screen_names(kind: str) -> frozenset[str]:
 def user_prompt(request: ProposalRequest, mode: Mode, history_size: int) -> str:
     screen = _screen_names(request.kind)
     digits = _score_digits(request.kind)
+    examples = _example_names(request.kind)
     return render(
         f"{request.kind}_user",
         history=_section(_history(request, history_size, digits)),
         parents=_section(_parents(request.parents, screen, digits)),
-        inspirations=_section(_inspirations(request.inspirations, digits)),
+        inspirations=_section(_inspirations(request.inspirations, digits, examples)),
         reply_format=render("reply_diff" if mode == "diff" else "reply_rewrite"),
     )
+
+
+@cache
+def _example_names(kind: str) -> dict[str, str]:
+    """The system prompt's examples by their source as shown, so that the user prompt can point at
+    one instead of repeating it (at a campaign's start every inspiration is a seed, i.e. an
+    example: the loss prompt carried each of its three examples twice)."""
+    return {
+        baseline_source(kind, name).strip("\n"): name for name in proposal_kind(kind).examples
+    }
 
 
 def repair_message(errors: Sequence[str], *, diff_failed: bool) -> Message:
     """The follow-up after an unusable reply: its errors, and a request for the complete module."""
     lines = "\n".join(f"- {e}" for e in errors)
     return Message("user", render("repair_diff" if diff_failed else "repair", errors=lines))
-
-
-def transcript(messages: Sequence[Message]) -> str:
-    """The conversation as one text, as recorded in Proposal.prompt."""
-    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
 
 
 def _section(text: str) -> str:
@@ -140,8 +177,24 @@ def _history(request: ProposalRequest, size: int, digits: int = 2) -> str:
     # OPRO shows earlier solutions in ascending order of score, so the best sit next to the
     # instruction; it reported this order works better than descending. Unscored ones come first.
     best = sorted(request.history, key=_score_key, reverse=True)[:size]
+    # A parent's code follows in full, and an example's is in the system prompt: their entries
+    # keep their place in the ranking, not their excerpts.
+    parents = {p.id for p in request.parents}
+    examples = _example_names(request.kind)
+
+    def shown_where(h: ParentInfo) -> str | None:
+        if h.id in parents:
+            return "its code is shown in full below"
+        example = examples.get(h.source.strip("\n"))
+        return f"its code is the bundled example `{example}` above" if example else None
+
     entries = "\n\n".join(
         render(
+            "history_entry_shown",
+            name=h.name, score=_score(h.score, digits), status=h.status, where=where,
+        )
+        if (where := shown_where(h)) is not None
+        else render(
             "history_entry",
             name=h.name,
             score=_score(h.score, digits),
@@ -176,11 +229,26 @@ def _parents(parents: Sequence[ParentInfo], screen: frozenset[str], digits: int 
     return render("parents_many", parents=shown, count=len(parents))
 
 
-def _inspirations(inspirations: Sequence[ParentInfo], digits: int = 2) -> str:
+def _inspirations(
+    inspirations: Sequence[ParentInfo], digits: int = 2, examples: dict[str, str] | None = None
+) -> str:
     if not inspirations:
         return ""
+    examples = examples or {}
     entries = "\n\n".join(
-        render("inspiration", name=i.name, score=_score(i.score, digits), source=i.source.strip("\n"))
+        render(
+            "inspiration_example",
+            name=i.name,
+            score=_score(i.score, digits),
+            example=examples[i.source.strip("\n")],
+        )
+        if i.source.strip("\n") in examples
+        else render(
+            "inspiration",
+            name=i.name,
+            score=_score(i.score, digits),
+            source=without_module_docstring(i.source).strip("\n"),
+        )
         for i in inspirations
     )
     return render("inspirations", entries=entries)
@@ -212,13 +280,17 @@ def _feedback_lines(f: TaskFeedback, digits: int = 2) -> str:
         line = render("feedback_failed", task=f.task, status=f.status, error=f.error)
     else:
         line = render("feedback_status", task=f.task, status=f.status)
-    if f.curve and len(f.curve) == len(f.reference_curve):
+    if f.curve and tuple(f.curve) == tuple(f.reference_curve):
+        # The reference itself (or its twin): three lines of numbers would say nothing more.
+        line += "\n" + render("feedback_curve_same")
+    elif f.curve and len(f.curve) == len(f.reference_curve):
+        curve, reference = _checkpoints(f.curve), _checkpoints(f.reference_curve)
         line += "\n" + render(
             "feedback_curve",
-            count=len(f.curve),
-            curve=_numbers(f.curve),
-            reference=_numbers(f.reference_curve),
-            gaps=" ".join(_gap(c, r) for c, r in zip(f.curve, f.reference_curve, strict=True)),
+            count=len(curve),
+            curve=_numbers(curve),
+            reference=_numbers(reference),
+            gaps=" ".join(_gap(c, r) for c, r in zip(curve, reference, strict=True)),
         )
     if f.frontier:
         line += "\n" + render(
@@ -235,6 +307,15 @@ def _feedback_lines(f: TaskFeedback, digits: int = 2) -> str:
         if f.status == "ok" and f.error:  # a seed that diverged, counted at the cap
             line += "\n" + render("feedback_note", error=f.error)
     return line
+
+
+def _checkpoints(curve: Sequence[float]) -> tuple[float, ...]:
+    """At most CURVE_POINTS evenly spaced checkpoints of `curve`, its first and last included: the
+    shape of a gap (early, late, widening) shows at 6 points as well as at 11, for half the tokens."""
+    if len(curve) <= CURVE_POINTS:
+        return tuple(curve)
+    last = len(curve) - 1
+    return tuple(curve[round(k * last / (CURVE_POINTS - 1))] for k in range(CURVE_POINTS))
 
 
 def _nats(value: float | None) -> str:
@@ -271,6 +352,25 @@ def _gap(candidate: float, reference: float) -> str:
     if not (math.isfinite(candidate) and math.isfinite(reference)) or reference == 0:
         return "?"
     return f"{100 * (candidate - reference) / abs(reference):+.0f}%"
+
+
+def without_module_docstring(source: str) -> str:
+    """`source` minus its module docstring. An inspiration is there for its code: a bundled
+    baseline's docstring is a literature summary (Adafactor's is 1.7 kB of its 3.7 kB), while the
+    parent, which a diff edits line by line, is always shown verbatim."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    first = tree.body[0] if tree.body else None
+    if not (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return source
+    lines = source.split("\n")
+    return "\n".join(lines[: first.lineno - 1] + lines[first.end_lineno or first.lineno :]).lstrip("\n")
 
 
 def code_excerpt(source: str, kind: str) -> str:

@@ -4,14 +4,20 @@ What models actually send, in the order we look for it:
 1. a JSON object {"thought", "name", "code" | "diff"}, bare, inside ```json fences or after some
    prose; raw newlines inside strings and trailing commas are tolerated;
 2. SEARCH/REPLACE blocks anywhere in the text (diff mode; aider's format);
-3. a fenced ```python block (the longest one), with the prose around it as the thought.
-A JSON object that never closes means the reply was cut off (usually by max_tokens): that gets its
-own error, since the repair is "be shorter", not "fix the format". Every error is one line that the
-proposer can send back to the model.
+3. a fenced ```python block (the longest one), with the prose around it as the thought;
+4. a reply cut off by the token limit (a JSON "code" string or a ```python block that never
+   closes): its complete top-level statements, marked `cut_off`, when they parse. Small local
+   models often write a good module and then keep going until max_tokens (seen with
+   SmolLM2-135M behind `transformers serve`); the contract check decides whether what was kept is
+   a candidate.
+When nothing can be kept from a cut-off reply, that gets its own error, since the repair is "be
+shorter", not "fix the format". Every error is one line that the proposer can send back to the
+model.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterator
@@ -24,10 +30,22 @@ MAX_UNCLOSED_SCANS = 16
 
 _OBJECT_START = re.compile(r"\{\s*[\"}]")  # JSON objects start with a key or are empty
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
+_OPEN_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n")
+_CODE_KEY = re.compile(r'"code"\s*:\s*"')
+# Lines that cannot start a top-level statement: indented, blank, comments, closing brackets.
+_NOT_A_STATEMENT_START = (" ", "\t", "#", ")", "]", "}")
 _CLOSER = re.compile(r"\s*[}\]]")
 _SEARCH = re.compile(r"^<{5,9} ?SEARCH\s*$")
 _DIVIDER = re.compile(r"^={5,9}\s*$")
 _REPLACE = re.compile(r"^>{5,9} ?REPLACE\s*$")
+
+
+# Said before the contract's errors when the code came from a reply cut off by the token limit: the
+# repair is "be shorter" as much as "fix the contract".
+CUT_OFF_NOTE = (
+    "the reply was cut off (it probably hit the token limit) and its complete statements do not "
+    "meet the contract; reply again with a shorter module"
+)
 
 
 class ReplyError(ValueError):
@@ -44,6 +62,7 @@ class ParsedReply:
     diff: str | None = None  # SEARCH/REPLACE blocks against the parent
     name: str | None = None
     thought: str | None = None
+    cut_off: bool = False  # `code` is what was complete in a reply cut off by the token limit
 
 
 def parse_reply(text: str) -> ParsedReply:
@@ -56,6 +75,10 @@ def parse_reply(text: str) -> ParsedReply:
     code = _longest_code_fence(text)
     if code is not None:
         return ParsedReply(code=code, thought=_prose(text))
+    kept = _kept_from_json(text) if truncated else _complete_statements(_unclosed_fence(text))
+    if kept is not None:
+        before = text[: text.rfind("```")] if not truncated else text[: text.find("{")]
+        return ParsedReply(code=kept, thought=_prose(before), cut_off=True)
     if truncated:
         raise ReplyError(
             "the reply was cut off: its JSON object never closes (it probably hit the token "
@@ -182,6 +205,75 @@ def _longest_code_fence(text: str) -> str | None:
         and not body.lstrip().startswith("{")
     ]
     return max(blocks, key=len) if blocks else None
+
+
+def _unclosed_fence(text: str) -> str | None:
+    """The body of a ```python (or unlabelled) block that the reply opened and never closed."""
+    if text.count("```") % 2 == 0:
+        return None
+    opening = _OPEN_FENCE.match(text, text.rfind("```"))
+    if opening is None or opening.group(1).lower() not in ("python", "py", ""):
+        return None
+    return text[opening.end() :]
+
+
+def _kept_from_json(text: str) -> str | None:
+    """What can be kept of the "code" string of a JSON object that never closes: all of it when the
+    string itself closed (the object was cut off later), else its complete statements."""
+    found = _unclosed_json_code(text)
+    if found is None:
+        return None
+    code, closed = found
+    if closed and _parses(code):
+        return code.strip("\n") + "\n"
+    return _complete_statements(code)
+
+
+def _unclosed_json_code(text: str) -> tuple[str, bool] | None:
+    """The "code" string of a JSON object that never closes, decoded as far as it goes, and
+    whether the string itself closed."""
+    key = _CODE_KEY.search(text)
+    if key is None:
+        return None
+    raw: list[str] = []
+    escaped, closed = False, False
+    for ch in text[key.end() :]:
+        if ch == '"' and not escaped:
+            closed = True
+            break
+        escaped = ch == "\\" and not escaped
+        raw.append(ch)
+    body = "".join(raw)
+    body = re.sub(r"\\(u[0-9a-fA-F]{0,3})?$", "", body)  # an escape cut in half
+    try:
+        decoded = json.loads(f'"{body}"', strict=False)
+    except json.JSONDecodeError:
+        return None
+    return (_unfence(decoded), closed) if isinstance(decoded, str) else None
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _complete_statements(code: str | None) -> str | None:
+    """`code` minus the top-level statement it was cut off in: the longest prefix that ends where a
+    top-level statement begins and parses. None when nothing is left."""
+    if not code:
+        return None
+    lines = code.split("\n")
+    starts = [i for i, line in enumerate(lines) if line and not line.startswith(_NOT_A_STATEMENT_START)]
+    for cut in reversed(starts):
+        kept = "\n".join(lines[:cut]).strip("\n")
+        if not kept.strip():
+            return None
+        if _parses(kept):
+            return kept + "\n"
+    return None
 
 
 def _prose(text: str) -> str | None:

@@ -20,6 +20,7 @@ from optforge.agent.campaign.summary_text import (
     score_text,
     state_text,
 )
+from optforge.agent.review.calls import outcome, outcome_text, time_text, totals_text
 from optforge.agent.review.report_data import (
     LION,
     MUP,
@@ -63,6 +64,7 @@ _CANDIDATE_COLORS = (
     PALETTE[6],
 )  # not AdamW's, Lion's
 CURVE_CANDIDATES = 3  # top new candidates drawn in the per-task curves (more lines get unreadable)
+REPORT_CALLS = 50  # the LLM calls table lists the latest this many
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -110,6 +112,7 @@ def build_report(store: ArchiveStore, top: int = 5) -> str:
         _section("Lineage of the best new candidate", _best_lineage(view, new_ranked)),
         _comparison_section(summary.kind, view, new_ranked),
         _section("LLM cost", _llm_cost(view)),
+        _section("LLM calls", _llm_calls(view)) if view.llm_calls else "",
     ]
     title = f"optforge report: {summary.kind} campaign"
     return (
@@ -423,6 +426,12 @@ def _llm_cost(view: ArchiveView) -> str:
     if not points:
         return _note("no LLM calls recorded in this campaign (LLM cost $0)")
     errors = sum(1 for c in view.llm_calls if c.error)
+    answered = [c for c in view.llm_calls if c.error is None]
+    if answered and all(c.cost_usd is None for c in answered):  # a local server's model, say
+        return _note(
+            f"LLM cost unknown: no price for this model ({len(view.llm_calls)} calls, {errors} "
+            "errors); the calls' tokens are below"
+        )
     chart = line_chart(
         [Series("cumulative cost", tuple(points), PALETTE[5])],
         title=f"LLM cost: ${points[-1][1]:.4f} over {len(view.llm_calls)} calls ({errors} errors)",
@@ -433,6 +442,43 @@ def _llm_cost(view: ArchiveView) -> str:
     unpriced = sum(1 for c in view.llm_calls if c.cost_usd is None)
     return chart + (
         _note(f"{unpriced} calls had no known price and count as $0") if unpriced else ""
+    )
+
+
+def _llm_calls(view: ArchiveView) -> str:
+    """The latest calls: tokens, latency and what each came to; the totals over all of them.
+    Reasons and errors came from a model or a server: escaped like everything else."""
+    numbered = view.numbered_calls()
+    shown = numbered[-REPORT_CALLS:]
+    head = "".join(
+        f"<th>{h}</th>" for h in ("#", "time", "model", "tokens in", "tokens out", "latency", "outcome")
+    )
+    rows = []
+    for n in shown:
+        call = n.call
+        bad = outcome(call) in ("rejected", "error")
+        said = e(outcome_text(call, view.candidates))
+        cells = [
+            str(n.seq),
+            e(time_text(call.created_at)),
+            e(call.model),
+            f"{call.tokens_in:,}",
+            f"{call.tokens_out:,}",
+            f"{call.latency_s:.2f}s",
+            f'<span class="bad">{said}</span>' if bad else said,
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    hidden = len(numbered) - len(shown)
+    more = (
+        _note(f"{hidden} earlier calls are not shown; `optforge llm calls DIR` lists every call")
+        if hidden
+        else ""
+    )
+    return (
+        f"<p>{e(totals_text(view.llm_calls))}</p>"
+        f'<table class="calls"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        + more
+        + _note("`optforge llm calls DIR --seq N` prints call N's prompt and reply")
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from optforge.agent.campaign.directory import archive_path
 from optforge.agent.campaign.summary import CandidateRow, RankBy, candidate_row, ranked_rows
+from optforge.agent.review.calls import NumberedCall, call_json
 from optforge.archive import (
     AmbiguousIdError,
     ArchiveError,
@@ -46,6 +47,7 @@ class ArchiveView:
     rows: dict[str, CandidateRow]  # id -> summary row, in the order stored
     llm_calls: tuple[LLMCallRecord, ...] = ()
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id -> child ids
+    llm_seqs: tuple[int, ...] = ()  # each of llm_calls' number in the store (empty: 1, 2, ...)
 
     def ranked(self, by: RankBy = "tier2") -> list[CandidateRow]:
         """Verified on tier 2 first ("tier2", the archive's ranking), or by tier 1 alone."""
@@ -56,6 +58,15 @@ class ArchiveView:
 
     def evaluation(self, cid: str, tier: int) -> EvaluationRecord | None:
         return next((e for e in self.evaluations.get(cid, ()) if e.tier == tier), None)
+
+    def numbered_calls(self, candidate_id: str | None = None) -> list[NumberedCall]:
+        """The LLM calls with their numbers, in the order made; optionally one candidate's."""
+        seqs = self.llm_seqs or tuple(range(1, len(self.llm_calls) + 1))
+        return [
+            NumberedCall(seq, call)
+            for seq, call in zip(seqs, self.llm_calls, strict=True)
+            if candidate_id is None or call.candidate_id == candidate_id
+        ]
 
 
 # -- opening ------------------------------------------------------------------------------------
@@ -87,6 +98,7 @@ def opened(directory: pathlib.Path) -> Iterator[ArchiveStore]:
 
 def read_view(store: ArchiveStore) -> ArchiveView:
     candidates = {c.id: c for c in store.candidates()}
+    numbered = store.numbered_llm_calls()
     evaluations: dict[str, list[EvaluationRecord]] = defaultdict(list)
     for e in store.evaluations():
         evaluations[e.candidate_id].append(e)
@@ -99,8 +111,9 @@ def read_view(store: ArchiveStore) -> ArchiveView:
         candidates=candidates,
         evaluations={cid: tuple(evs) for cid, evs in evaluations.items()},
         rows={cid: candidate_row(c, evaluations.get(cid, [])) for cid, c in candidates.items()},
-        llm_calls=tuple(store.llm_calls()),
+        llm_calls=tuple(call for _, call in numbered),
         children={cid: tuple(kids) for cid, kids in children.items()},
+        llm_seqs=tuple(seq for seq, _ in numbered),
     )
 
 
@@ -240,6 +253,9 @@ def detail_json(view: ArchiveView, candidate: CandidateRecord) -> dict[str, Any]
             for tier in (1, 2)
         },
         "created_at": candidate.created_at,
+        # Every call of the proposal that made it, a rejected first reply included (without the
+        # prompts and replies: `optforge llm calls DIR --seq N --json` has them).
+        "llm_calls": [call_json(n, view.candidates) for n in view.numbered_calls(candidate.id)],
     }
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from optforge.agent.campaign.progress import Progress
 from optforge.agent.campaign.summary import CampaignSummary, CandidateRow, summarize
-from optforge.agent.campaign.summary_text import bar_lines
+from optforge.agent.campaign.summary_text import bar_lines, llm_text
 from optforge.agent.cli.campaign_display import LiveDisplay, print_status, print_summary
 from optforge.archive import ArchiveStore, EventRecord
 from tests.agent.test_summary import build_campaign, build_verified_campaign
@@ -38,7 +38,8 @@ def _progress(**changes: object) -> Progress:
         proposer="llm:gpt-4o-mini", n_seeds=8, done=12, budget=200,
         statuses=Counter({"ok": 9, "failed_tier0": 2, "diverged": 1}), deduplicated=0,
         duplicate_sources=0, proposal_failures=0, llm_calls=14, llm_errors=2, llm_cost_usd=0.0123,
-        champion=None, top=(), best=BEST,
+        champion=None, top=(), best=BEST, llm_rejected=3, llm_tokens_in=28_000, llm_tokens_out=2_800,
+        llm_latency_median_s=1.44,
     )
     defaults = {"phase": "tier 1: 3fa9c2e1 adam_tanh", "elapsed_s": 192.0, "eta_s": 3000.0}
     return Progress(dataclasses.replace(summary, **changes), **{**defaults, **loop})  # type: ignore[arg-type]
@@ -51,7 +52,7 @@ def test_plain_progress_line_names_count_best_failures_llm_and_eta():
     line = out.getvalue().strip()
     assert line.startswith("[12/200] best 1.072 [1.030, 1.110] 3fa9c2e1aaaa adam_tanh")
     assert "failures: failed_tier0 2, diverged 1" in line
-    assert "llm: 14 calls, 2 errors, $0.0123" in line
+    assert "llm: 14 calls, 2 errors, 3 rejected, $0.0123" in line  # the one-line log keeps it short
     assert "elapsed 3m12s, eta 50m00s" in line and line.endswith("tier 1: 3fa9c2e1 adam_tanh")
 
 
@@ -93,6 +94,18 @@ def test_live_mode_renders_the_panel_and_logs_above_it():
     assert "seeded 8 baselines" in text
     assert "12/200 candidates (+8 seeds)" in text and "3 reused evaluations" in text
     assert "optforge: optimizer campaign, proposer llm:gpt-4o-mini" in text
+    assert "3 rejected replies, 28,000 tokens in / 2,800 out, median latency 1.4s, $0.0123" in text
+
+
+def test_the_llm_cost_is_unknown_not_zero_when_no_answered_call_had_a_price():
+    # A local server's model has no price: every call that got a reply (14 - 2 errors) is unpriced.
+    local = _progress(llm_cost_usd=0.0, llm_unpriced=12).summary
+    assert llm_text(local).endswith(", cost unknown (no price for this model)")
+    assert llm_text(local, short=True) == "14 calls, 2 errors, 3 rejected, cost unknown (no price for this model)"
+    mixed = _progress(llm_unpriced=4).summary
+    assert llm_text(mixed).endswith(", $0.0123 (4 calls with no known price count as $0)")
+    only_errors = _progress(llm_errors=14, llm_cost_usd=0.0, llm_latency_median_s=None).summary
+    assert llm_text(only_errors).endswith(", median latency -, $0.0000")  # nothing answered: nothing spent
 
 
 @pytest.fixture
@@ -129,7 +142,9 @@ def test_summary_ranks_verified_first_and_gives_the_best_against_adamw(summary_s
     ) in text
     assert "1 deduplicated" in text and "2 duplicate sources" in text
     assert "outcomes: ok 3, diverged 1, failed_tier0 1, pending 1" in text
-    assert "llm: 2 calls, 1 errors, $0.2500" in text
+    assert (
+        "llm: 2 calls, 1 errors, 0 rejected replies, 10 tokens in / 5 out, median latency 1.0s, $0.2500"
+    ) in text
     assert f"archive: {store.path}" in text
     assert max(len(line) for line in text.splitlines()) <= 160 and "\x1b" not in text
 

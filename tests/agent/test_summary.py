@@ -137,6 +137,9 @@ def test_summarize_counts_outcomes_dedupes_failures_and_llm_use(archive):
     assert s.statuses == Counter({"ok": 3, "failed_tier0": 1, "diverged": 1, "pending": 1})
     assert (s.deduplicated, s.duplicate_sources, s.proposal_failures) == (1, 2, 1)
     assert (s.llm_calls, s.llm_errors, s.llm_cost_usd) == (2, 1, pytest.approx(0.25))
+    # Tokens over every call; latency over the calls that got a reply (a timeout's is the wait).
+    assert (s.llm_rejected, s.llm_tokens_in, s.llm_tokens_out) == (0, 10, 5)
+    assert (s.llm_latency_median_s, s.llm_unpriced) == (1.0, 0)
     assert [r.name for r in s.top] == ["tier2_drop", "steady", "twin"]
     assert set(s.baselines) == {"adamw", "lion"} and s.baselines["lion"].score == 0.909
     assert s.best is not None and s.best.id == ids["tier2_drop"] and s.best.verified

@@ -6,7 +6,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from optforge.archive import SCHEMA_VERSION, ArchiveStore, EvaluationRecord
+import pytest
+
+from optforge.archive import SCHEMA_VERSION, ArchiveStore, EvaluationRecord, LLMCallRecord
 
 # Written by optforge at commit a0b8730 (schema version 1): one candidate and its tier-1 evaluation.
 V1_ARCHIVE = Path(__file__).parent / "data" / "archive-v1.sqlite"
@@ -49,3 +51,42 @@ def test_a_migrated_archive_records_environments_and_is_migrated_only_once(tmp_p
         assert [(e.batching, e.batching_note) for e in store.evaluations()] == [
             (None, None), ("vmap", "vmap_lr: update raised ...")]
     assert len(_schema_rows(path)) == SCHEMA_VERSION  # the second open found nothing to migrate
+
+
+# Written by optforge at commit 14fd3d2 (schema version 3): a candidate with the LLM call that made
+# it, a failed call and a call whose reply was not used (kept with no candidate), and an event.
+V3_ARCHIVE = Path(__file__).parent / "data" / "archive-v3.sqlite"
+
+
+def test_a_version_3_archive_keeps_its_llm_calls_and_records_prompts_and_replies_after(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "archive.sqlite"
+    shutil.copyfile(V3_ARCHIVE, path)
+    assert _schema_rows(path) == [("optforge-archive", 3)]
+    with ArchiveStore.open(path) as store:
+        (candidate,) = store.candidates()
+        calls = store.llm_calls()
+        assert [(c.candidate_id, c.tokens_in, c.cost_usd, c.error) for c in calls] == [
+            (candidate.id, 300, 0.002, None),
+            (None, 0, None, "APITimeoutError: timed out [3 attempts]"),
+            (None, 500, None, None),
+        ]
+        # Nothing was kept of what was said, and no reason: no claim is made about either.
+        assert {(c.prompt, c.reply, c.rejected) for c in calls} == {(None, None, None)}
+        assert candidate.prompt == "[system]\nbe brief"  # the candidate's own transcript is kept
+        new = LLMCallRecord(None, "new-model", 10, 2, None, 0.1, rejected="no code in the reply",
+                            prompt="[system]\nS\n\n[user]\nU", reply="I would try momentum.")
+        store.add_llm_call(new)
+        assert store.llm_calls()[-1] == new
+        assert [seq for seq, _ in store.numbered_llm_calls()] == [1, 2, 3, 4]
+        assert store.counts().llm_rejected == 1
+    assert _schema_rows(path) == [("optforge-archive", v) for v in range(3, SCHEMA_VERSION + 1)]
+    with sqlite3.connect(path) as db:  # the migrated table is as append-only as a new one
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("UPDATE llm_calls SET reply = 'edited' WHERE seq = 4")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("DELETE FROM llm_calls")
+    with ArchiveStore.open(path) as store:
+        assert store.llm_calls()[-1].reply == "I would try momentum."
+    assert len(_schema_rows(path)) == SCHEMA_VERSION - 2  # migrated once: versions 3 and 4

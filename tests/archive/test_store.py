@@ -187,6 +187,7 @@ def test_opening_a_newer_schema_asks_to_upgrade_and_changes_nothing(tmp_path: Pa
         "UPDATE evaluations SET score = 99",
         "DELETE FROM evaluations",
         "UPDATE llm_calls SET cost_usd = 0",
+        "UPDATE llm_calls SET reply = 'edited', rejected = NULL",
         "DELETE FROM llm_calls",
         "UPDATE events SET kind = 'x'",
         "DELETE FROM events",
@@ -345,6 +346,27 @@ def test_counts_total_candidates_evaluations_statuses_and_llm_cost(store: Archiv
     assert counts.statuses == {0: {"ok": 3}, 1: {"diverged": 1}}
     assert (counts.llm_calls, counts.llm_errors) == (3, 1)
     assert counts.llm_cost_usd == pytest.approx(0.26)
+
+
+def test_llm_calls_keep_prompt_reply_and_rejection_and_are_numbered(store: ArchiveStore) -> None:
+    ids = filled(store, 2)  # call 1 belongs to ids[0]
+    rejected = dataclasses.replace(
+        llm_call(None), rejected="the reply has no code", prompt="[system]\nS\n\n[user]\nU",
+        reply="I would add momentum.",
+    )
+    store.add_candidate(candidate(7), [rejected, dataclasses.replace(rejected, rejected=None)])
+    store.add_llm_call(dataclasses.replace(llm_call(None), error="APITimeoutError", prompt="P"))
+    seventh = candidate(7).id
+    numbered = store.numbered_llm_calls()
+    assert [seq for seq, _ in numbered] == [1, 2, 3, 4]
+    assert [c.candidate_id for _, c in numbered] == [ids[0], seventh, seventh, None]
+    assert numbered[1][1] == dataclasses.replace(rejected, candidate_id=seventh)  # all of it, back
+    assert (numbered[3][1].prompt, numbered[3][1].reply) == ("P", None)
+    assert [seq for seq, _ in store.numbered_llm_calls(candidate_id=seventh)] == [2, 3]
+    assert [seq for seq, _ in store.numbered_llm_calls(last=2)] == [3, 4]  # the newest, in order
+    assert store.llm_calls(candidate_id=seventh) == [c for _, c in numbered[1:3]]
+    assert store.llm_call(2) == numbered[1][1] and store.llm_call(5) is None
+    assert store.counts().llm_rejected == 1
 
 
 def test_events_filter_by_kind(store: ArchiveStore) -> None:

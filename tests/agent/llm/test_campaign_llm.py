@@ -221,6 +221,10 @@ def test_llm_campaign_survives_every_failure_and_records_everything(
         (c.id, 7000, 700),
     ]
     assert [k.error is not None for k in calls] == [False] * 4 + [True] * 2 + [False] * 3
+    # B's broken first reply and both of the broken proposal's: kept, each saying why it was not used.
+    assert [k.rejected is not None for k in calls] == [False, True] + [False] * 4 + [True, True, False]
+    assert all(k.prompt and k.prompt.startswith("[system]\n") for k in calls)
+    assert [k.reply is None for k in calls] == [k.error is not None for k in calls]
     assert {k.model for k in calls} == {model}
     assert all(k.cost_usd is None for k in calls)  # "fake-model" has no price
     # Backends name some failures differently: litellm raises its own Timeout, and its own
@@ -265,6 +269,80 @@ def test_llm_campaign_survives_every_failure_and_records_everything(
     assert FAKE_KEY.encode() not in on_disk
     assert b"smooth_005" in on_disk  # the check reads the right file
     exposed = [*prompts, sent, caplog.text, *logs, out, err]
+    assert not [text for text in exposed if FAKE_KEY in text]
+
+
+@pytest.mark.slow
+def test_rejected_replies_are_kept_and_every_review_command_shows_them(
+    tmp_path, chat_server, fake_key, runner, baseline_cache, caplog, capsys
+):
+    # A local model that answers in prose: a proposal that fails (broken code, then prose), then
+    # one that the repair round saves (prose, then good code), which spends the budget of one.
+    caplog.set_level(logging.DEBUG)
+    excuse = "Sorry, I can only describe it: use a focal loss."
+    prose = "I would smooth the labels a little."
+    chat_server.enqueue(
+        good(BROKEN, "smooth_os", 2000),
+        completion(excuse, tokens_in=2100, tokens_out=20),
+        completion(prose, tokens_in=1000, tokens_out=10),
+        good(SMOOTH_005, "smooth_005", 3000),
+    )
+    config = campaign_config("openai", chat_server.base_url, BudgetConfig(max_candidates=1))
+
+    store, reason, logs, _ = run_campaign(tmp_path, config, runner, baseline_cache)
+
+    assert reason == "budget reached: 1 candidates" and chat_server.pending == 0
+    (candidate,) = new_candidates(store)
+    numbered = store.numbered_llm_calls()
+    calls = [call for _, call in numbered]
+    assert [seq for seq, _ in numbered] == [1, 2, 3, 4]
+    assert [c.candidate_id for c in calls] == [None, None, candidate.id, candidate.id]
+    assert [c.reply for c in calls] == [reply(BROKEN, "smooth_os"), excuse, prose, candidate.reply]
+    assert "import of 'os' is not allowed" in calls[0].rejected
+    assert all("found neither a JSON object" in c.rejected for c in calls[1:3])
+    assert calls[3].rejected is None and calls[3].prompt == candidate.prompt
+    for call, sent in zip(calls, chat_server.requests, strict=True):  # exactly what was sent
+        assert call.prompt == "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in sent["messages"])
+        assert call.prompt.startswith(f"[system]\n{sent['messages'][0]['content']}")
+    (failed,) = store.events("proposal_failed")
+    assert "unusable reply after a repair round" in failed.data["error"]
+    on_disk = archive_bytes(store.path)
+    store.close()
+    capsys.readouterr()
+
+    outputs = []
+
+    def cli(*args: object) -> str:
+        assert optforge_main([str(a) for a in args]) == 0
+        out, err = capsys.readouterr()
+        outputs.extend([out, err])
+        return out
+
+    listed = cli("llm", "calls", tmp_path)
+    assert "│ rejected: " in listed and "import of 'os' is not allowed" in listed
+    assert f"rejected (its proposal made {candidate.id[:12]} smooth_005): found neither" in listed
+    assert f"candidate {candidate.id[:12]} smooth_005" in listed
+    full = cli("llm", "calls", tmp_path, "--seq", "3")
+    assert full.endswith(f"--- reply ---\n{prose}\n") and "You are a machine-learning researcher" in full
+    as_json = json.loads(cli("llm", "calls", tmp_path, "--seq", "2", "--json"))
+    assert (as_json["reply"], as_json["candidate_id"], as_json["outcome"]) == (excuse, None, "rejected")
+    (line,) = [x for x in cli("status", tmp_path).splitlines() if x.startswith("llm:")]
+    assert line.startswith("llm: 4 calls, 0 errors, 3 rejected replies, 8,100 tokens in / 530 out, median")
+    assert line.endswith(", cost unknown (no price for this model)")  # "fake-model" has no price
+    status = json.loads(cli("status", tmp_path, "--json"))
+    assert (status["llm_rejected"], status["llm_tokens_in"], status["llm_tokens_out"]) == (3, 8100, 530)
+    shown = cli("show", tmp_path, candidate.id[:12])
+    assert "LLM calls: 2" in shown and "#3 fake-model" in shown and "#4 fake-model" in shown
+    cli("report", tmp_path)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<h2>LLM calls</h2>" in page and "found neither a JSON object" in page
+
+    # The key went over the wire only: not into the archive (prompts and replies included), the
+    # review commands' output, the report or a log line.
+    assert set(chat_server.authorizations) == {f"Bearer {FAKE_KEY}"}
+    assert FAKE_KEY.encode() not in on_disk + archive_bytes(tmp_path / "archive.sqlite")
+    assert prose.encode() in on_disk  # the check reads the right file
+    exposed = [*outputs, page, caplog.text, *logs]
     assert not [text for text in exposed if FAKE_KEY in text]
 
 

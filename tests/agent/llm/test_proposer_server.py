@@ -82,6 +82,15 @@ def test_reply_broken_twice_fails_carrying_both_calls(make_proposer, chat_server
     assert len(failed.value.llm_calls) == 2
     assert all(call.error is None for call in failed.value.llm_calls)  # the calls themselves worked
     assert len(chat_server.requests) == 2  # exactly one repair round
+    # Both replies are kept with why they were rejected: what the model said is not lost.
+    first, repair = failed.value.llm_calls
+    assert first.reply == repair.reply == json_reply(BROKEN_SOURCE)
+    assert "import of 'os' is not allowed" in first.rejected
+    assert "import of 'os' is not allowed" in repair.rejected
+    assert "\n" not in first.rejected + repair.rejected  # one line each
+    assert first.prompt.startswith("[system]\n") and "[assistant]" not in first.prompt
+    assert repair.prompt.startswith(first.prompt + "\n\n[assistant]\n" + json_reply(BROKEN_SOURCE))
+    assert (first.candidate_id, repair.candidate_id) == (None, None)
 
 
 def test_prose_without_code_gets_a_repair_round(make_proposer, chat_server):
@@ -93,12 +102,46 @@ def test_prose_without_code_gets_a_repair_round(make_proposer, chat_server):
     assert "found neither a JSON object" in chat_server.requests[1]["messages"][3]["content"]
 
 
+def test_each_call_keeps_its_prompt_and_reply_and_a_rejected_reply_says_why(
+    make_proposer, chat_server
+):
+    prose = "I would add momentum to the sign update."
+    chat_server.enqueue(
+        completion(prose, tokens_in=900, tokens_out=12), completion(json_reply(GOOD_SOURCE))
+    )
+    proposal = propose(make_proposer())
+
+    rejected, used = proposal.llm_calls
+    assert rejected.reply == prose and "found neither a JSON object" in rejected.rejected
+    assert (rejected.tokens_in, rejected.tokens_out, rejected.error) == (900, 12, None)
+    assert (used.rejected, used.reply) == (None, json_reply(GOOD_SOURCE))
+    # Each prompt is exactly what that request sent: the system prompt first, the repair's whole
+    # conversation for the second (which is also what the candidate keeps).
+    first_sent, second_sent = (r["messages"] for r in chat_server.requests)
+    assert rejected.prompt == "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in first_sent)
+    assert rejected.prompt.startswith(f"[system]\n{first_sent[0]['content']}")
+    assert "You are a machine-learning researcher" in rejected.prompt
+    assert used.prompt == proposal.prompt and used.prompt.count("[assistant]\n" + prose) == 1
+    assert len(second_sent) == 4
+    assert FAKE_KEY not in rejected.prompt + used.prompt
+
+
 def test_truncated_reply_is_repaired_with_a_request_to_be_shorter(make_proposer, chat_server):
     cut = json_reply(GOOD_SOURCE)[:200]
     chat_server.enqueue(completion(cut), completion(json_reply(GOOD_SOURCE)))
     proposal = propose(make_proposer())
     assert proposal.source == GOOD_SOURCE
     assert "cut off" in chat_server.requests[1]["messages"][3]["content"]
+
+
+def test_a_reply_that_echoes_the_key_is_recorded_without_it(make_proposer, chat_server):
+    chat_server.enqueue(
+        completion(f"Your key {FAKE_KEY} works; no code today."), completion(json_reply(GOOD_SOURCE))
+    )
+    proposal = propose(make_proposer())
+    echoed = proposal.llm_calls[0]
+    assert echoed.rejected and echoed.reply == "Your key [redacted] works; no code today."
+    assert FAKE_KEY not in repr(proposal)  # the repair prompt quotes the reply: redacted there too
 
 
 def test_rate_limit_is_retried_and_the_call_recorded(make_proposer, chat_server):
@@ -120,6 +163,7 @@ def test_persistent_server_errors_fail_with_every_attempt_recorded(make_proposer
     assert len(chat_server.requests) == 3  # max_attempts, and no hidden SDK retries on top
     (call,) = failed.value.llm_calls
     assert "HTTP 500" in call.error and "upstream exploded" in call.error
+    assert call.prompt.startswith("[system]\n") and (call.reply, call.rejected) == (None, None)
     assert (
         "3 attempts: InternalServerError 500, InternalServerError 500, InternalServerError 500"
         in call.error
