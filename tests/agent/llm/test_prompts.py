@@ -186,3 +186,84 @@ def test_the_scaling_prompt_shows_each_width_gap_and_the_rule_values_but_nothing
     assert "no faster than width^4" in system and "data do not grow with width" in system
     for group in ("embedding", "hidden", "output", "vector"):
         assert f'- "{group}": ' in system
+
+
+# -- what a prompt leaves out, and fitting it to a context window ---------------------------------
+
+
+def _seed(name: str, score: float, feedback=()):
+    from optforge.agent.proposers.base import ParentInfo
+    from optforge.tasks.baselines import baseline_source
+
+    return ParentInfo(name * 4, name, baseline_source("loss", name), score, "ok", tuple(feedback))
+
+
+def _campaign_start_request():
+    """A loss campaign's first request: the seeds are the parent, the inspirations and the history,
+    and the parent is the reference itself (its curves equal the reference's)."""
+    from optforge.agent.proposers.base import ProposalRequest, TaskFeedback
+
+    curve = tuple(1.0 / (k + 1) for k in range(11))
+    same = TaskFeedback("mlp_digits", "ok", 1.0, curve=curve, reference_curve=curve)
+    behind = TaskFeedback(
+        "logreg_cancer", "ok", 0.9, curve=tuple(c * 1.1 for c in curve), reference_curve=curve
+    )
+    parent = _seed("cross_entropy", 1.0, (same, behind))
+    others = (_seed("label_smoothing", 1.05), _seed("focal", 1.12))
+    return ProposalRequest("loss", (parent,), others, (parent, *others))
+
+
+def test_a_seed_shown_as_an_example_is_not_repeated_in_the_user_prompt():
+    system, user = build_messages(_campaign_start_request(), "rewrite", HISTORY_SIZE)
+    for name in ("label_smoothing", "focal"):
+        assert f"the bundled example `{name}` shown above, unchanged" in user.content
+        assert "GAMMA = 2.0" in system.content and "GAMMA = 2.0" not in user.content
+    # the parent is shown in full once; the history entries keep their rank but not their excerpts
+    assert user.content.count("def loss(") == 1
+    assert "## focal: score 1.12 (ok)\n\n(its code is the bundled example `focal` above)" in user.content
+    assert "## cross_entropy: score 1.00 (ok)\n\n(its code is shown in full below)" in user.content
+
+
+def test_a_curve_equal_to_the_reference_is_one_line_and_long_curves_keep_six_points():
+    _, user = build_messages(_campaign_start_request(), "rewrite", HISTORY_SIZE)
+    text = user.content
+    assert "- mlp_digits: score 1.00, level with the reference\n  held-out curve: the same" in text
+    assert "held-out curve at 6 evenly spaced checkpoints" in text  # logreg_cancer's 11, thinned
+    reference = next(x for x in text.splitlines() if x.strip().startswith("reference:"))
+    # checkpoints 0, 2, 4, 6, 8 and 10 of 1 / (k + 1)
+    assert reference.split(":")[1].split() == ["1", "0.333", "0.2", "0.143", "0.111", "0.0909"]
+
+
+def test_a_context_budget_drops_history_then_inspirations_but_never_the_parent():
+    from optforge.agent.proposers.prompting import estimated_tokens
+
+    request = optimizer_request()
+    full = build_messages(request, "rewrite", HISTORY_SIZE)
+    size = estimated_tokens(full)
+    assert build_messages(request, "rewrite", HISTORY_SIZE, budget_tokens=size) == full
+
+    trimmed = build_messages(request, "rewrite", HISTORY_SIZE, budget_tokens=size - 50)
+    assert estimated_tokens(trimmed) <= size - 50
+    assert len(trimmed[1].content) < len(full[1].content)
+    assert trimmed[0] == full[0]  # the system prompt (contract, examples) is never trimmed
+
+    smallest = build_messages(request, "rewrite", HISTORY_SIZE, budget_tokens=10)
+    user = smallest[1].content
+    assert "# Earlier candidates" not in user and "for inspiration" not in user
+    assert "## sign_momentum: score 1.12 (ok)" in user and "# Reply format" in user
+
+
+def test_an_inspiration_is_shown_without_its_module_docstring_and_the_parent_verbatim():
+    from optforge.agent.proposers.base import ParentInfo, ProposalRequest
+    from optforge.tasks.baselines import baseline_source
+
+    adafactor = baseline_source("optimizer", "adafactor")
+    inspiration = ParentInfo("a" * 64, "adafactor_variant", adafactor + "\n# changed\n", 0.99, "ok")
+    parent = ParentInfo("p" * 64, "adafactor_parent", adafactor + "\n# mine\n", 1.01, "ok")
+    _, user = build_messages(
+        ProposalRequest("optimizer", (parent,), (inspiration,)), "rewrite", HISTORY_SIZE
+    )
+    text = user.content
+    assert text.count("Reference: Shazeer & Stern") == 1  # the parent's docstring only
+    shown = text[text.index("## adafactor_variant: score 0.99") :]
+    assert '"""' not in shown.split("# Your task")[0] and "def update(" in shown

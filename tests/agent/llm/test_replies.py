@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
+import pathlib
 
 import pytest
 from hypothesis import given, settings
@@ -16,8 +18,9 @@ from optforge.agent.proposers.replies import (
     clean_name,
     parse_reply,
 )
+from optforge.tasks.contracts import check_source
 
-from .samples import GOOD_SOURCE, PARENT_SOURCE
+from .samples import GOOD_SOURCE, PARENT_SOURCE, json_reply
 
 REPLY = {"thought": "Use tanh.", "name": "Tanh Momentum!", "code": GOOD_SOURCE}
 
@@ -60,15 +63,18 @@ def test_fenced_python_block_when_there_is_no_json():
     assert parsed.name is None
 
 
-def test_truncated_json_is_a_clear_error():
-    cut = json.dumps(REPLY)[:150]
+def test_truncated_json_with_nothing_complete_is_a_clear_error():
+    text = json.dumps(REPLY)
+    cut = text[: text.index('"code": "') + 14]  # inside the module's first statement
     with pytest.raises(ReplyError, match="cut off: its JSON object never closes"):
         parse_reply(cut)
 
 
-def test_truncated_code_fence_is_a_clear_error():
-    with pytest.raises(ReplyError, match="cut off inside a ``` block"):
-        parse_reply(f"```python\n{GOOD_SOURCE[:80]}")
+def test_truncated_code_fence_keeps_what_was_complete():
+    parsed = parse_reply(f"```python\n{GOOD_SOURCE[:80]}")
+    # it was cut off in `def init`: the statements before it are kept, the prose is what came first
+    assert parsed.cut_off and parsed.code == 'import torch\n\nHPARAMS = {"lr": 0.0003, "beta": 0.9}\n'
+    assert parsed.thought is None
 
 
 def test_json_without_code_says_what_is_missing():
@@ -193,3 +199,59 @@ def test_a_block_replacing_distinct_lines_gives_the_expected_source(lines, data)
     assert (
         apply_diff(source, _block("\n".join(lines[start:stop]), "\n".join(replacement))) == expected
     )
+
+
+# -- replies a real model sent (SmolLM2-135M-Instruct behind `transformers serve`, tests/agent/llm/
+# real_replies/, recorded by the llm-marked tests' campaign and by benchmarks/prompt_sizes.py) -----
+
+REAL = pathlib.Path(__file__).parent / "real_replies"
+
+
+def real(name: str) -> str:
+    return (REAL / f"{name}.txt").read_text(encoding="utf-8")
+
+
+def test_a_real_reply_cut_off_inside_its_fence_keeps_its_complete_statements():
+    # 512 tokens of a module that repeats itself until the token limit, with no closing fence.
+    parsed = parse_reply(real("smollm2_loss_cut_off_in_a_fence"))
+    assert parsed.cut_off
+    ast.parse(parsed.code)
+    assert parsed.code.startswith("import torch\n\ndef score_above_ref_score(")
+    # the statement it was cut off in is gone
+    assert "def score_above_ref_score_new_json_new_json_new_json(score_above" not in parsed.code
+    # and the contract check, not the parser, is what rejects it
+    assert check_source(parsed.code, "loss") == ["missing required function 'loss' taking 2 arguments"]
+
+
+def test_a_real_reply_with_prose_after_its_fence_gives_the_code():
+    parsed = parse_reply(real("smollm2_schedule_fence_then_prose"))
+    assert not parsed.cut_off
+    assert parsed.code.startswith("import json\n\ndef schedule(step, total_steps):")
+    assert parsed.thought.startswith("This is a JSON-based solution")
+    assert check_source(parsed.code, "schedule")[0].startswith("line 1: import of 'json'")
+
+
+def test_a_real_optimizer_reply_cut_off_parses_to_what_was_complete():
+    parsed = parse_reply(real("smollm2_optimizer_cut_off_in_a_fence"))
+    assert parsed.cut_off and parsed.code.count("def max_score_per_task") >= 3
+    ast.parse(parsed.code)
+
+
+def test_a_json_reply_cut_off_inside_its_code_string_keeps_the_complete_statements():
+    code = GOOD_SOURCE + "\n\ndef helper(x):\n    return x * 2\n"
+    text = json_reply(code, name="cut")
+    cut = text[: text.index("return x * 2")]  # inside the last function, mid-string
+    parsed = parse_reply(cut)
+    assert parsed.cut_off and parsed.code == GOOD_SOURCE.strip("\n") + "\n"
+
+
+def test_a_json_reply_cut_off_after_its_code_string_keeps_all_the_code():
+    text = json.dumps({"code": GOOD_SOURCE, "thought": "a long thought that is cut"})
+    parsed = parse_reply(text[:-12])
+    assert parsed.cut_off
+    assert parsed.code == GOOD_SOURCE.strip("\n") + "\n"  # the code string closed: all of it
+
+
+def test_a_cut_off_reply_with_nothing_complete_is_still_the_clear_error():
+    with pytest.raises(ReplyError, match="cut off inside a ``` block"):
+        parse_reply("```python\ndef loss(logits, targ")
