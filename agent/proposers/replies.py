@@ -69,7 +69,15 @@ def parse_reply(text: str) -> ParsedReply:
     """The code or edits in `text`; raises ReplyError saying what was wrong."""
     obj, truncated = _find_object(text)
     if obj is not None:
-        return _from_object(obj)
+        parsed = _from_object(obj)
+        if parsed.code is not None and not _parses(parsed.code):
+            # Small models echo the reply format's own example object ("code": "the complete
+            # Python module, ...") after writing their module in a ```python block: the block is
+            # the reply, when it is Python.
+            fenced = _longest_code_fence(text)
+            if fenced is not None and _parses(fenced):
+                return ParsedReply(code=fenced, thought=_prose(text))
+        return parsed
     if _has_blocks(text):
         return ParsedReply(diff=text, thought=_prose(text))
     code = _longest_code_fence(text)

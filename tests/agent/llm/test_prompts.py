@@ -21,7 +21,7 @@ from optforge.agent.proposers.prompting import (
     repair_message,
     transcript,
 )
-from optforge.tasks.contracts import KINDS
+from optforge.tasks.contracts import KINDS, check_source
 from optforge.tasks.kinds import kind_spec
 from optforge.tasks.preference.task import preference_task
 from optforge.tasks.scaling.task import GAP_CAP, scaling_task
@@ -219,7 +219,8 @@ def test_a_seed_shown_as_an_example_is_not_repeated_in_the_user_prompt():
         assert f"the bundled example `{name}` shown above, unchanged" in user.content
         assert "GAMMA = 2.0" in system.content and "GAMMA = 2.0" not in user.content
     # the parent is shown in full once; the history entries keep their rank but not their excerpts
-    assert user.content.count("def loss(") == 1
+    parent_and_examples = user.content.split("# Your task")[0]
+    assert parent_and_examples.count("def loss(") == 1
     assert "## focal: score 1.12 (ok)\n\n(its code is the bundled example `focal` above)" in user.content
     assert "## cross_entropy: score 1.00 (ok)\n\n(its code is shown in full below)" in user.content
 
@@ -267,3 +268,21 @@ def test_an_inspiration_is_shown_without_its_module_docstring_and_the_parent_ver
     assert text.count("Reference: Shazeer & Stern") == 1  # the parent's docstring only
     shown = text[text.index("## adafactor_variant: score 0.99") :]
     assert '"""' not in shown.split("# Your task")[0] and "def update(" in shown
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_reply_format_restates_the_required_definitions_and_they_meet_the_contract(kind):
+    from optforge.agent.proposers.prompting import required_definitions
+
+    _, user = build_messages(REQUESTS[kind](), "rewrite", HISTORY_SIZE)
+    line = required_definitions(kind)
+    assert user.content.rstrip().endswith(line)
+    # the signatures restated are exactly what the contract checks: a stub made of them passes
+    # the static check (names and arities)
+    stub = "\n".join(
+        f"{sig.strip('`')}:\n    return 0"
+        for sig in re.findall(r"`def [^`]+`", line)
+    )
+    if kind == "optimizer":
+        stub = 'HPARAMS = {"lr": 0.001}\n' + stub
+    assert check_source("import torch\n" + stub + "\n", kind) == []

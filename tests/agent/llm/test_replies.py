@@ -255,3 +255,24 @@ def test_a_json_reply_cut_off_after_its_code_string_keeps_all_the_code():
 def test_a_cut_off_reply_with_nothing_complete_is_still_the_clear_error():
     with pytest.raises(ReplyError, match="cut off inside a ``` block"):
         parse_reply("```python\ndef loss(logits, targ")
+
+
+def test_a_real_reply_that_echoes_the_reply_format_after_its_code_gives_the_code():
+    # The module in a ```python block, then prose, then the reply format's example object (its
+    # "code" is the placeholder sentence) in a second block.
+    parsed = parse_reply(real("smollm2_loss_echoes_the_reply_format"))
+    assert parsed.code.startswith("import torch\n\ndef cross_entropy_with_gamma(logits, targets):")
+    assert check_source(parsed.code, "loss") == ["missing required function 'loss' taking 2 arguments"]
+
+
+def test_a_json_object_whose_code_is_python_wins_over_a_fence():
+    text = f"```python\nx = 1\n```\n{json.dumps(REPLY)}"
+    assert parse_reply(text).code == GOOD_SOURCE
+
+
+def test_a_real_reply_in_several_fences_gives_the_longest_closed_one():
+    # Three closed blocks, one function each, then a fourth cut off by the token limit: the longest
+    # closed block is taken (the cut-off one is only a fallback).
+    parsed = parse_reply(real("smollm2_loss_three_fences"))
+    assert parsed.code.startswith("def label_smoothing_with_alpha_balancing(logits, targets):")
+    assert not parsed.cut_off
