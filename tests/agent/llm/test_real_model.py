@@ -39,7 +39,9 @@ pytestmark = pytest.mark.llm
 
 FAKE_KEY = "sk-optforge-REAL-SERVER-FAKE-KEY-5d21"  # the server ignores it; it must leak nowhere
 MAX_TOKENS = 256  # ~20 s of generation here; a loss module is ~60-150 tokens
-WALL_MINUTES = 3  # then the proposal in flight finishes: about 4 proposals in all
+# Then the proposal in flight finishes: 2-4 proposals in all on an idle 2-core machine, at least
+# one on a loaded one.
+WALL_MINUTES = 3
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,9 @@ def user_env(server: RealServer, cache: pathlib.Path) -> dict[str, str]:
 
 
 def test_llm_check_against_the_real_server(server, cache_root):
-    result = optforge("llm", "check", "--kind", "loss", "--json", env=user_env(server, cache_root))
+    env = user_env(server, cache_root)
+    # A generous timeout: a 2-core CI machine generates about 13 tokens a second.
+    result = optforge("llm", "check", "--kind", "loss", "--json", "--timeout", "600", env=env)
 
     # 0: the reply was a valid candidate; 1: the set-up works but the reply was not usable.
     assert result.returncode in (0, 1), result.stderr
@@ -128,7 +132,8 @@ def test_a_campaign_against_the_real_model_records_everything_and_keeps_going(
         f"wall-time budget reached: {WALL_MINUTES} minutes"
     ]
     proposals = len(candidates) + len(failed) + len(duplicates)
-    assert proposals >= 2 and len(calls) >= proposals
+    assert proposals >= 1 and len(calls) >= proposals
+    assert len(calls) <= 2 * proposals  # the request and at most one repair round each
 
     # Every call: the prompt sent, the reply, tokens from the server's usage, latency.
     for call in calls:
