@@ -72,11 +72,16 @@ def llm_text(s: CampaignSummary, short: bool = False) -> str:
 def cost_text(cost_usd: float, answered: int, unpriced: int) -> str:
     """The LLM cost, saying so when it is not known: a local server's model has no price, and
     "$0.0000" would claim it was free."""
-    if answered and unpriced >= answered:
+    if cost_unknown(answered, unpriced):
         return "cost unknown (no price for this model)"
     if unpriced:
         return f"${cost_usd:.4f} ({unpriced} calls with no known price count as $0)"
     return f"${cost_usd:.4f}"
+
+
+def cost_unknown(answered: int, unpriced: int) -> bool:
+    """No call that got a reply had a known price (a local server's model, say)."""
+    return answered > 0 and unpriced >= answered
 
 
 def latency_text(seconds: float | None) -> str:

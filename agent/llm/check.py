@@ -143,14 +143,15 @@ def advice(error: ChatError, settings: CheckSettings, key: SecretStr | None) -> 
             )
         names = "OPTFORGE_LLM_API_KEY" + (" or OPENAI_API_KEY" if settings.backend == "openai" else "")
         return f"the server wants an API key ({detail}): set {names}"
-    if error.status == 404 or (error.status in (400, 422) and _MODEL_MISSING.search(detail)):
-        return _missing_model(error, settings, key)
-    if error.status in (400, 422) and settings.base_url:
-        # Servers word a wrong model many ways (transformers serve: "Server is pinned to 'X';
-        # requested 'Y'"), so a 4xx from a server that lists other models is most likely that.
-        served = served_models(settings.base_url, key, min(MODELS_TIMEOUT_S, settings.timeout_s))
-        if served and settings.model not in served and settings.model.rpartition("/")[2] not in served:
-            return _missing_model(error, settings, key)
+    said_missing = error.status == 404 or (
+        error.status in (400, 422) and _MODEL_MISSING.search(detail) is not None
+    )
+    # Servers word a wrong model many ways (transformers serve: "Server is pinned to 'X'; requested
+    # 'Y'"), so any 400 or 422 from a server that lists other models is most likely that too.
+    if said_missing or (error.status in (400, 422) and settings.base_url):
+        about_model = _missing_model(error, settings, key, said_missing=said_missing)
+        if about_model is not None:
+            return about_model
     if error.status == 429:
         return f"rate-limited or out of quota ({detail}): wait and retry, or check the account"
     if error.status is not None and error.status >= 500:
@@ -158,12 +159,18 @@ def advice(error: ChatError, settings: CheckSettings, key: SecretStr | None) -> 
     return f"the request failed ({detail}): check the settings above"
 
 
-def _missing_model(error: ChatError, settings: CheckSettings, key: SecretStr | None) -> str:
-    """A 404 or "no such model": name the models the server serves, when it lists them."""
+def _missing_model(
+    error: ChatError, settings: CheckSettings, key: SecretStr | None, *, said_missing: bool
+) -> str | None:
+    """A wrong model: name the models the server serves, when it lists them (one GET). When the
+    server did not say the model is missing (`said_missing` False: a 400 or 422 worded otherwise),
+    None unless it lists models and not this one."""
     detail, model = error.message, settings.model
     if not settings.base_url:
         return f"{detail}: check the model name: {MODEL_HINT}"
     served = served_models(settings.base_url, key, min(MODELS_TIMEOUT_S, settings.timeout_s))
+    if not said_missing and (not served or model in served or model.rpartition("/")[2] in served):
+        return None
     if not served:
         return (
             f"{detail}: check the model name ({MODEL_HINT}) and the base URL {settings.base_url} "

@@ -144,7 +144,7 @@ def user_prompt(request: ProposalRequest, mode: Mode, history_size: int) -> str:
     examples = _example_names(request.kind)
     return render(
         f"{request.kind}_user",
-        history=_section(_history(request, history_size, digits)),
+        history=_section(_history(request, history_size, digits, examples)),
         parents=_section(_parents(request.parents, screen, digits)),
         inspirations=_section(_inspirations(request.inspirations, digits, examples)),
         reply_format=render(
@@ -194,7 +194,9 @@ def _section(text: str) -> str:
     return f"{text}\n\n" if text else ""
 
 
-def _history(request: ProposalRequest, size: int, digits: int = 2) -> str:
+def _history(
+    request: ProposalRequest, size: int, digits: int, examples: dict[str, str]
+) -> str:
     if size <= 0 or not request.history:
         return ""
     # OPRO shows earlier solutions in ascending order of score, so the best sit next to the
@@ -203,7 +205,6 @@ def _history(request: ProposalRequest, size: int, digits: int = 2) -> str:
     # A parent's code follows in full, and an example's is in the system prompt: their entries
     # keep their place in the ranking, not their excerpts.
     parents = {p.id for p in request.parents}
-    examples = _example_names(request.kind)
 
     def shown_where(h: ParentInfo) -> str | None:
         if h.id in parents:
@@ -253,11 +254,10 @@ def _parents(parents: Sequence[ParentInfo], screen: frozenset[str], digits: int 
 
 
 def _inspirations(
-    inspirations: Sequence[ParentInfo], digits: int = 2, examples: dict[str, str] | None = None
+    inspirations: Sequence[ParentInfo], digits: int, examples: dict[str, str]
 ) -> str:
     if not inspirations:
         return ""
-    examples = examples or {}
     entries = "\n\n".join(
         render(
             "inspiration_example",
@@ -382,18 +382,26 @@ def without_module_docstring(source: str) -> str:
     baseline's docstring is a literature summary (Adafactor's is 1.7 kB of its 3.7 kB), while the
     parent, which a diff edits line by line, is always shown verbatim."""
     try:
-        tree = ast.parse(source)
+        docstring = _docstring(ast.parse(source).body)
     except SyntaxError:
         return source
-    first = tree.body[0] if tree.body else None
-    if not (
+    if docstring is None:
+        return source
+    lines = source.split("\n")
+    end = docstring.end_lineno or docstring.lineno
+    return "\n".join(lines[: docstring.lineno - 1] + lines[end:]).lstrip("\n")
+
+
+def _docstring(body: Sequence[ast.stmt]) -> ast.Expr | None:
+    """The docstring statement of a module or function body (its first statement, a string)."""
+    first = body[0] if body else None
+    if (
         isinstance(first, ast.Expr)
         and isinstance(first.value, ast.Constant)
         and isinstance(first.value.value, str)
     ):
-        return source
-    lines = source.split("\n")
-    return "\n".join(lines[: first.lineno - 1] + lines[first.end_lineno or first.lineno :]).lstrip("\n")
+        return first
+    return None
 
 
 def code_excerpt(source: str, kind: str) -> str:
@@ -417,13 +425,9 @@ def code_excerpt(source: str, kind: str) -> str:
 
 def _function_lines(node: ast.FunctionDef, lines: list[str]) -> list[str]:
     skip: set[int] = set()
-    first = node.body[0]
-    if (
-        isinstance(first, ast.Expr)
-        and isinstance(first.value, ast.Constant)
-        and isinstance(first.value.value, str)
-    ):
-        skip = set(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    docstring = _docstring(node.body)
+    if docstring is not None:
+        skip = set(range(docstring.lineno, (docstring.end_lineno or docstring.lineno) + 1))
     start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
     return [
         lines[i - 1]

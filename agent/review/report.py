@@ -12,9 +12,10 @@ import html
 import math
 from collections.abc import Callable
 
-from optforge.agent.campaign.summary import CampaignSummary, CandidateRow, summarize
+from optforge.agent.campaign.summary import CampaignSummary, CandidateRow, llm_figures, summarize
 from optforge.agent.campaign.summary_text import (
     bar_lines,
+    cost_unknown,
     evaluation_of,
     report_lines,
     score_text,
@@ -425,9 +426,9 @@ def _llm_cost(view: ArchiveView) -> str:
     points = llm_cost_over_time(view)
     if not points:
         return _note("no LLM calls recorded in this campaign (LLM cost $0)")
-    errors = sum(1 for c in view.llm_calls if c.error)
-    answered = [c for c in view.llm_calls if c.error is None]
-    if answered and all(c.cost_usd is None for c in answered):  # a local server's model, say
+    figures = llm_figures(view.llm_calls)
+    errors = figures["llm_errors"]
+    if cost_unknown(figures["llm_calls"] - errors, figures["llm_unpriced"]):
         return _note(
             f"LLM cost unknown: no price for this model ({len(view.llm_calls)} calls, {errors} "
             "errors); the calls' tokens are below"
